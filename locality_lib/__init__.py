@@ -1,0 +1,27 @@
+"""locality_lib: the library under the Locality book.
+
+Every model follows one contract: ``den(x_t, t) -> x0_hat`` with ``x_t`` a float tensor
+``[B, C, H, W]`` in the VP scaling and ``t`` an int in ``0..999`` (or a ``[B]`` long tensor).
+"""
+from .base import Denoiser, TrainingSetDenoiser
+from .compare import Comparison, compare_models
+from .data import DATASETS, data_root, load_dataset
+from .locality import PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
+from .metrics import mse, pearson_r, r2
+from .nearest import NearestDenoiser
+from .optimal import OptimalDenoiser
+from .sampling import DDIMResult, ddim_sample
+from .schedule import DDPMSchedule
+from .statistics import DataStatistics
+from .wiener import WienerDenoiser
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "Denoiser", "LocalityDenoiser",
+    "NearestDenoiser", "OptimalDenoiser", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
+    "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "pearson_r", "r2",
+]
+
+#: The public address of the book's repository (also `repository.url` in _config.yml).
+REPOSITORY_URL = "https://github.com/locality-book/locality"

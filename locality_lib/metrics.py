@@ -1,0 +1,47 @@
+"""Agreement metrics between a model's x0-estimate ``pred`` and a reference ``ref`` (both ``[B, C, H, W]``).
+
+* ``r2`` -- the locality paper's: per image ``1 - ||pred - ref||^2 / (D Var(ref))``, averaged over images.
+* ``pearson_r`` -- per-image Pearson correlation over pixels, averaged (Kamb & Ganguli's code).
+* ``mse`` -- mean squared error over all pixels (Niedoba et al.).
+"""
+from __future__ import annotations
+
+import torch
+
+__all__ = ["r2", "pearson_r", "mse"]
+
+
+def _flat(pred, ref):
+    if not (isinstance(pred, torch.Tensor) and isinstance(ref, torch.Tensor)):
+        raise ValueError("pred and ref must be torch tensors")
+    if pred.shape != ref.shape:
+        raise ValueError(f"pred and ref must have the same shape, got {tuple(pred.shape)} and {tuple(ref.shape)}")
+    if pred.ndim < 2:
+        raise ValueError(f"expected a batch of images [B, ...], got shape {tuple(pred.shape)}")
+    return pred.reshape(pred.shape[0], -1).double(), ref.reshape(ref.shape[0], -1).double()
+
+
+def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """``mean_b [1 - ||pred_b - ref_b||^2 / (D Var(ref_b))]`` (Var over pixels, population)."""
+    p, r = _flat(pred, ref)
+    var = r.var(dim=1, unbiased=False)
+    if (var == 0).any():
+        raise ValueError("r2 is undefined for a constant reference image (zero variance); use mse")
+    return float((1 - ((p - r) ** 2).mean(1) / var).mean())
+
+
+def pearson_r(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean over images of the Pearson correlation between pixels of ``pred_b`` and ``ref_b``."""
+    p, r = _flat(pred, ref)
+    p = p - p.mean(1, keepdim=True)
+    r = r - r.mean(1, keepdim=True)
+    den = p.norm(dim=1) * r.norm(dim=1)
+    if (den == 0).any():
+        raise ValueError("pearson_r is undefined for a constant image (zero variance)")
+    return float(((p * r).sum(1) / den).mean())
+
+
+def mse(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """``mean (pred - ref)^2`` over all images and pixels."""
+    p, r = _flat(pred, ref)
+    return float(((p - r) ** 2).mean())
