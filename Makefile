@@ -4,8 +4,9 @@ PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 STAMP  := $(VENV)/.installed
 SITE   ?= _build/html
+ASSETS := _extra/offline/VERSIONS.json
 
-.PHONY: setup book book-fast test bench check-site clean
+.PHONY: setup book book-fast test bench check-site clean assets strip
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,19 +18,34 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 ## The whole book, full settings, into _build/html (cached: only changed chapters re-run).
-book: $(STAMP)
+book: $(STAMP) $(ASSETS)
 	$(JB) build -W -n --keep-going .
 
 ## The book in fast mode (LOCALITY_FAST=1) into _build/fast/_build/html.
-book-fast: $(STAMP)
+book-fast: $(STAMP) $(ASSETS)
 	LOCALITY_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
 
 ## Library tests, then every chapter executed in fast mode (the book-fast build).
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+## Offline copies of MathJax, RequireJS and the widget manager (npm), served by the site itself.
+$(ASSETS): tools/fetch_assets.py tools/widgets_config.js tools/colab_badge.svg | $(STAMP)
+	$(PY) tools/fetch_assets.py
+
+assets: $(ASSETS)
+
+## The rendered site in headless Chromium: math, images, outputs, Colab links, widgets, links,
+## no CDN request; screenshots in _build/screenshots. CI: make check-site SITE=_build/fast/_build/html
+check-site: $(STAMP)
+	$(PY) tools/check_site.py --self-test $(SITE)
+
+## Remove outputs from the chapters before committing (tools/strip_outputs.py --check only reports).
+strip: $(STAMP)
+	$(PY) tools/strip_outputs.py
 
 clean:
 	rm -rf _build

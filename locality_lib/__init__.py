@@ -10,16 +10,20 @@ from .locality import PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
 from .metrics import mse, pearson_r, r2
 from .nearest import NearestDenoiser
 from .optimal import OptimalDenoiser
+from .patches import ELSDenoiser, LSDenoiser, PatchPosteriorDenoiser, calibrate_patch_sizes
 from .sampling import DDIMResult, ddim_sample
 from .schedule import DDPMSchedule
 from .statistics import DataStatistics
+from .unet import UNet, UNetConfig, UNetDenoiser
 from .wiener import WienerDenoiser
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "Denoiser", "LocalityDenoiser",
+    "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
+    "UNet", "UNetConfig", "UNetDenoiser",
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "pearson_r", "r2",
 ]
 

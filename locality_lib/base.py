@@ -64,18 +64,18 @@ class TrainingSetDenoiser(Denoiser):
         self.schedule = schedule
         self.shape = tuple(train.shape[1:])
         self.chunk_size = chunk_size
-        self._on_device: dict[torch.device, torch.Tensor] = {self.train.device: self.train}
+        self._on_device: dict = {(self.train.device, torch.float32): self.train}
 
     @property
     def num_train(self) -> int:
         return self.train.shape[0]
 
-    def train_on(self, device: torch.device) -> torch.Tensor:
-        """The training set ``[N, C, H, W]`` (float32) on ``device``, copied once."""
-        device = torch.device(device)
-        if device not in self._on_device:
-            self._on_device[device] = self.train.to(device)
-        return self._on_device[device]
+    def train_on(self, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The training set ``[N, C, H, W]`` on ``device`` in ``dtype``, copied once and kept."""
+        key = (torch.device(device), dtype)
+        if key not in self._on_device:
+            self._on_device[key] = self.train.to(*key)
+        return self._on_device[key]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(N={self.num_train}, shape={self.shape})"

@@ -45,8 +45,8 @@ class OptimalDenoiser(TrainingSetDenoiser):
     def _norms(self, device):
         device = torch.device(device)
         if device not in self._sqnorm:
-            y = self.train_on(device).reshape(self.num_train, -1)
-            self._sqnorm[device] = y.to(exact_dtype(device)).pow(2).sum(1)
+            y = self.train_on(device, exact_dtype(device)).reshape(self.num_train, -1)
+            self._sqnorm[device] = y.pow(2).sum(1)
         return self._sqnorm[device]
 
     def logits(self, x_t: torch.Tensor, t: int):
@@ -54,7 +54,7 @@ class OptimalDenoiser(TrainingSetDenoiser):
         ab = self.schedule.abar(t)
         dt = exact_dtype(x_t.device)
         x = x_t.reshape(x_t.shape[0], -1).to(dt)
-        y_all = self.train_on(x_t.device).reshape(self.num_train, -1)
+        y_all = self.train_on(x_t.device, dt).reshape(self.num_train, -1)
         norms = self._norms(x_t.device)
         coef = -1.0 / (2 * (1 - ab) * self.temperature)
         for i in range(0, self.num_train, self.chunk_size):
@@ -75,6 +75,6 @@ class OptimalDenoiser(TrainingSetDenoiser):
                 lg, idx = torch.cat([best_l, lg], 1), torch.cat([best_i, idx], 1)
             best_l, pos = lg.topk(min(k, lg.shape[1]), dim=1)
             best_i = idx.gather(1, pos)
-        y_all = self.train_on(x_t.device).reshape(self.num_train, -1).to(best_l.dtype)
+        y_all = self.train_on(x_t.device, best_l.dtype).reshape(self.num_train, -1)
         w = torch.softmax(best_l, dim=1)  # [B, k]
         return torch.einsum("bk,bkd->bd", w, y_all[best_i]).reshape(x_t.shape)

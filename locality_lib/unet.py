@@ -1,0 +1,260 @@
+"""A small DDPM UNet (Ho et al. 2020; the pytorch-ddpm layout the paper's baseline uses) and its denoiser.
+
+The network predicts the noise: ``eps_theta(x_t, t)`` for ``x_t: [B, C, H, W]``, ``t: [B]`` long.
+``UNetDenoiser`` turns it into the library contract ``den(x_t, t) -> x0_hat`` with
+``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)`` -- the only place in the
+library where an epsilon prediction is converted.
+
+Layout: sinusoidal timestep embedding + MLP; per resolution ``num_res_blocks`` residual blocks
+(GroupNorm, SiLU, 3x3 conv, timestep bias, dropout) with skip connections; stride-2 conv down and
+nearest-neighbour up sampling (28 -> 14 -> 7 for ``channel_mults = (1, 2, 2)``); a middle block
+(residual, self-attention, residual) at the lowest resolution.
+
+Checkpoints (``save_checkpoint`` / ``UNetDenoiser.from_checkpoint``) are dicts
+``{"format", "config", "ema", "meta"}``: the UNet config, the EMA weights (float32) and metadata
+(dataset, schedule, epochs, steps, parameter count, final loss, training time, seed).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import Denoiser
+from .schedule import DDPMSchedule
+
+__all__ = ["UNet", "UNetConfig", "UNetDenoiser", "save_checkpoint", "CHECKPOINT_DIR", "PRETRAINED"]
+
+CHECKPOINT_FORMAT = "locality-unet-v1"
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+PRETRAINED = ("mnist", "fashion_mnist")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of a :class:`UNet`; ``image_size`` must be divisible by ``2 ** (len(channel_mults) - 1)``.
+
+    The defaults are the shipped baselines (1.06 M parameters). The paper's UNet: ``base_channels=64``,
+    ``num_res_blocks=2``, ``dropout=0.15``, 200 epochs; with a few CPU epochs we drop dropout.
+    """
+
+    in_channels: int = 1
+    image_size: int = 28
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    dropout: float = 0.0
+    groups: int = 8
+
+    def __post_init__(self):
+        object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
+        ints = dict(in_channels=self.in_channels, image_size=self.image_size, base_channels=self.base_channels,
+                    num_res_blocks=self.num_res_blocks, groups=self.groups)
+        for name, v in ints.items():
+            if not (isinstance(v, int) and v >= 1):
+                raise ValueError(f"UNetConfig.{name} must be a positive int, got {v!r}")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ValueError(f"UNetConfig.channel_mults must be positive ints, got {self.channel_mults!r}")
+        if self.image_size % 2 ** (len(self.channel_mults) - 1):
+            raise ValueError(f"image_size {self.image_size} is not divisible by 2^{len(self.channel_mults) - 1}")
+        for c in {self.base_channels * m for m in self.channel_mults}:
+            if c % self.groups:
+                raise ValueError(f"channel count {c} is not divisible by groups={self.groups}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"UNetConfig.dropout must lie in [0, 1), got {self.dropout!r}")
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding ``[sin(t w_k), cos(t w_k)]``, ``w_k = 10000^(-k / (dim/2))``; ``t: [B]`` -> ``[B, dim]``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class ResBlock(nn.Module):
+    """``h = conv(SiLU(GN(x))) + Linear(emb)``; ``out = skip(x) + conv(dropout(SiLU(GN(h))))``."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over the ``H*W`` positions, residual: ``x + proj(softmax(q k^T / sqrt(c)) v)``."""
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x, emb=None):
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)  # each [B, C, HW]
+        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))  # [B, HW, C]
+        return x + self.proj(a.transpose(1, 2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    """``UNet(config)(x_t [B, C, H, W], t [B] long) -> eps_hat [B, C, H, W]``."""
+
+    def __init__(self, config: UNetConfig | None = None):
+        super().__init__()
+        cfg = config if config is not None else UNetConfig()
+        self.config = cfg
+        ch, g, p = cfg.base_channels, cfg.groups, cfg.dropout
+        emb_dim = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.head = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        skips, c = [ch], ch
+        for i, m in enumerate(cfg.channel_mults):
+            for _ in range(cfg.num_res_blocks):
+                self.down.append(ResBlock(c, ch * m, emb_dim, p, g))
+                c = ch * m
+                skips.append(c)
+            if i < len(cfg.channel_mults) - 1:
+                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                skips.append(c)
+        self.mid = nn.ModuleList([ResBlock(c, c, emb_dim, p, g), AttnBlock(c, g), ResBlock(c, c, emb_dim, p, g)])
+        self.up = nn.ModuleList()
+        for i, m in reversed(list(enumerate(cfg.channel_mults))):
+            for _ in range(cfg.num_res_blocks + 1):
+                self.up.append(ResBlock(c + skips.pop(), ch * m, emb_dim, p, g))
+                c = ch * m
+            if i > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
+        self.tail = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
+        h = self.head(x)
+        hs = [h]
+        for layer in self.down:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            hs.append(h)
+        for layer in self.mid:
+            h = layer(h, emb)
+        for layer in self.up:
+            h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h)
+        return self.tail(h)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class UNetDenoiser(Denoiser):
+    """``UNetDenoiser(net, schedule)``; ``den(x_t, t) -> x0_hat = (x_t - sqrt(1-abar_t) eps) / sqrt(abar_t)``.
+
+    Differentiable in ``x_t`` (wrap calls in ``torch.no_grad()`` where gradients are not needed).
+    The net is put in eval mode (no dropout) and moved to the device of ``x_t`` when needed.
+    ``meta``: the checkpoint's metadata (``{}`` for a net built in memory).
+    """
+
+    def __init__(self, net: UNet, schedule: DDPMSchedule | None = None, meta: dict | None = None):
+        if not isinstance(net, UNet):
+            raise ValueError(f"net must be a locality_lib.unet.UNet, got {type(net).__name__}")
+        self.net = net.eval()
+        self.schedule = schedule if schedule is not None else DDPMSchedule()
+        cfg = net.config
+        self.shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
+        self.meta = dict(meta or {})
+
+    def __repr__(self) -> str:
+        name = self.meta.get("dataset", "in-memory")
+        return f"UNetDenoiser({name}, {self.net.num_parameters():,} parameters, shape={self.shape})"
+
+    def _denoise(self, x_t, t):
+        param = next(self.net.parameters())
+        if param.device != x_t.device:
+            self.net.to(x_t.device)
+        ab = self.schedule.abar(t)
+        tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
+        eps = self.net(x_t.to(param.dtype), tt).to(x_t.dtype)  # the net's precision (float32 unless .double())
+        return (x_t - (1 - ab) ** 0.5 * eps) / ab**0.5
+
+    @classmethod
+    def from_checkpoint(cls, path, dataset: str | None = None, map_location="cpu") -> "UNetDenoiser":
+        """Load a checkpoint written by :func:`save_checkpoint` (or by ``python -m locality_lib.train``).
+
+        ``dataset``: if given, the checkpoint must have been trained on it. Raises ``FileNotFoundError``
+        for a missing file and ``ValueError`` (naming the file) for an unreadable, truncated or mismatched one.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"UNet checkpoint not found: {path}. Train one with "
+                f"`python -m locality_lib.train --dataset <name> --epochs N --out runs/<name>_state.pt --publish {path}`"
+            )
+        try:
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:
+            raise ValueError(f"could not read UNet checkpoint {path}: the file is truncated or not a "
+                             f"checkpoint ({type(err).__name__}: {err})") from None
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a locality UNet checkpoint (expected a dict with format "
+                             f"{CHECKPOINT_FORMAT!r}); a training state file? publish it with save_checkpoint")
+        missing = [k for k in ("config", "ema", "meta") if k not in ckpt]
+        if missing:
+            raise ValueError(f"UNet checkpoint {path} lacks the entries {missing}")
+        meta = ckpt["meta"]
+        if dataset is not None and meta.get("dataset") != dataset:
+            raise ValueError(f"UNet checkpoint {path} was trained on {meta.get('dataset')!r}, not on {dataset!r}")
+        try:
+            net = UNet(UNetConfig(**ckpt["config"]))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"UNet checkpoint {path} has an invalid config {ckpt['config']}: {err}") from None
+        try:
+            net.load_state_dict({k: v.float() for k, v in ckpt["ema"].items()})
+        except (RuntimeError, AttributeError) as err:
+            raise ValueError(f"UNet checkpoint {path}: the weights do not match its config ({err})") from None
+        sched = meta.get("schedule", {})
+        schedule = DDPMSchedule(**sched) if sched else DDPMSchedule()
+        return cls(net, schedule, meta)
+
+    @classmethod
+    def from_pretrained(cls, name: str, map_location="cpu") -> "UNetDenoiser":
+        """The UNet trained for the book on ``"mnist"`` or ``"fashion_mnist"`` (``locality_lib/checkpoints/<name>.pt``)."""
+        if name not in PRETRAINED:
+            raise ValueError(f"no pretrained UNet named {name!r}; expected one of {', '.join(PRETRAINED)}")
+        return cls.from_checkpoint(CHECKPOINT_DIR / f"{name}.pt", dataset=name, map_location=map_location)
+
+
+def save_checkpoint(path, net: UNet, ema_state: dict, meta: dict) -> None:
+    """Write ``{"format", "config", "ema", "meta"}`` to ``path`` atomically (temporary file, then rename).
+
+    ``ema_state``: a state dict for ``net`` (the EMA weights), stored as float32.
+    ``meta`` should hold the dataset, schedule parameters, epochs, steps, loss, time and seed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(net.config),
+        "ema": {k: v.detach().float().cpu().clone() for k, v in ema_state.items()},
+        "meta": dict(meta, num_parameters=net.num_parameters()),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
