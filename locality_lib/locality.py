@@ -10,17 +10,21 @@ Mask conventions: ``"column"`` (the paper's code): pixel m's mask is column m of
 ``"row"``: row m. Softmax: ``"exact"`` (streaming log-sum-exp, the default) or ``"batchwise"``
 (the paper code's per-batch softmax averaged over batches of ``batch_size``).
 
-Fast exact evaluation (``method="tiled"``, the default). The logits need
-``d[i, m] = sum_n M[m, n] sq_i[n]`` with ``sq_i = (x_t - sqrt(abar_t) y_i)^2`` for every training
-image i and output pixel m: ``M @ sq`` with ``sq [D, B*K]``, which the plain formulation
-(``method="dense"``, kept as the reference) does as one dense product. Masks are mostly local, so
-the output pixels of a band P of image rows together use only some input pixels U_P, and
-``d[P] = M[P, U_P] @ sq[U_P]`` is a smaller dense product. The band height is chosen per t by
-counting multiply-adds (thin products are charged extra). When all masks agree (all ones at
-high noise) one logit per image ``M[0] @ sq`` serves every pixel. Same terms, same
-``exact_dtype`` (float64 on CPU/CUDA) as the dense formulation.
+Fast exact evaluation (``method="runs"``, the default). The logits need
+``d[m, i] = sum_n M[m, n] sq_i[n]`` with ``sq_i = (x_t - sqrt(abar_t) y_i)^2`` for every training image
+i (and query) and output pixel m; the plain formulation (``method="dense"``, kept as the reference)
+does ``M @ sq`` as one dense product. The masks are binary, and in the flat ``(C, H, W)`` pixel order
+each row of M is a few runs of consecutive ones (about one per image row it spans). With the
+inclusive prefix sums ``P = cumsum(sq)`` a run ``s..e`` sums to ``P[e] - P[s-1]``: two terms however
+long it is. Each row uses runs of ones, or (when cheaper) the total ``P[D-1]`` minus the runs of its
+complement, and short runs stay plain sums; the terms form a sparse (CSR) matrix applied to ``[sq; P]``.
+In float64 the differences of prefix sums lose about ``1e-16 * P[D-1]`` each: far below 1e-4.
+When every mask is the same (all ones at high noise) one logit per image serves every pixel.
+The softmax runs pixel-major (``[D, B, K]`` logits, training images last), chunk by chunk.
 """
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -31,13 +35,8 @@ from .statistics import DataStatistics
 
 __all__ = ["LocalityDenoiser", "PAPER_THRESHOLDS", "locality_masks"]
 
-#: Band heights (image rows per band) the fast path chooses from, per t; plus the whole image.
-_BAND_ROWS = (1, 2, 4, 8)
-#: A product with k output rows on gathered columns costs like k + 128 dense rows (thin products
-#: and gathers run slowly; measured on a 2-core CPU with MKL).
-_ROW_OVERHEAD = 128
-#: Rows of ``sq`` (queries x training images) per chunk in exact mode: ``2**23`` elements.
-_CHUNK_ELEMENTS = 2**23
+#: Elements of the ``[D, B, K]`` logits per chunk in exact mode (a few MB: the passes stay in cache).
+_CHUNK_ELEMENTS = 2**19
 
 #: The global thresholds tau used by the paper's code, per dataset.
 PAPER_THRESHOLDS = {"mnist": 0.005, "fashion_mnist": 0.005, "cifar10": 0.05, "celeba_hq": 0.02, "afhq": 0.02}
@@ -56,68 +55,71 @@ def locality_masks(W: torch.Tensor, threshold: float, convention: str = "column"
     return B.T.contiguous() if convention == "column" else B
 
 
-def _channels_last(shape: tuple[int, int, int]) -> torch.Tensor:
-    """``[D]``: the flat ``(C, H, W)`` index of each pixel listed in ``(H, W, C)`` order."""
-    C, H, W = shape
-    return torch.arange(C * H * W).reshape(C, H, W).permute(1, 2, 0).flatten()
+def _runs(mask: torch.Tensor):
+    """Runs of ones in each row of ``mask [R, D]``: ``(row, start, end)`` (inclusive), each ``[runs]``."""
+    m = mask.to(torch.int8)
+    edge = torch.diff(m, dim=1, prepend=torch.zeros_like(m[:, :1]), append=torch.zeros_like(m[:, :1]))
+    row_s, start = (edge == 1).nonzero(as_tuple=True)  # row-major order: starts and ends pair up
+    end = (edge == -1).nonzero(as_tuple=True)[1] - 1
+    return row_s, start, end
 
 
-def _bands(shape: tuple[int, int, int], rows: int) -> list[torch.Tensor]:
-    """Positions, in ``(H, W, C)`` order, of the pixels of each band of ``rows`` image rows."""
-    C, H, W = shape
-    return list(torch.arange(C * H * W).split(rows * W * C))
+def _run_terms(mask: torch.Tensor, sign: float):
+    """Terms ``(row, column of [sq; P], weight)`` summing the runs of ``mask [R, D]``, and each row's count.
 
-
-class _TiledLogits:
-    """``d = M @ sq`` for one mask ``M [D, D]``, with pixels in ``(H, W, C)`` order (``sq [D, R]``).
-
-    For a band P of image rows (output pixels) whose masks together use the input pixels U_P,
-    ``d[P] = M[P, U_P] @ sq[U_P]``. Rows of d
-    come in band order: row j is the pixel at ``(H, W, C)`` position ``positions[j]``. If every row of
-    M is the same, ``d = M[0] @ sq`` (``[R]``).
+    A run ``s..e`` is ``P[e] - P[s-1]`` (``P[e]`` when ``s = 0``) when that is fewer terms than the
+    plain sum ``sq[s] + ... + sq[e]``.
     """
+    R, D = mask.shape
+    row, s, e = _runs(mask)
+    length = e - s + 1
+    prefix = length > torch.where(s == 0, 1, 2)
+    terms = [(row[prefix], D + e[prefix], torch.full_like(s[prefix], 1)),
+             (row[prefix & (s > 0)], D + s[prefix & (s > 0)] - 1, torch.full_like(s[prefix & (s > 0)], -1))]
+    run_id = torch.repeat_interleave(torch.arange(len(s)), length)  # the run of each one, in row-major order
+    rows_1, cols_1 = mask.nonzero(as_tuple=True)
+    keep = ~prefix[run_id]
+    terms.append((rows_1[keep], cols_1[keep], torch.ones_like(cols_1[keep])))
+    row, col, w = (torch.cat(part) for part in zip(*terms))
+    return row, col, sign * w.double(), torch.bincount(row, minlength=R)
 
-    def __init__(self, mask: torch.Tensor, shape: tuple[int, int, int], device, dtype):
+
+class _RunLogits:
+    """``coef * M @ sq`` (``[D, R]``) for one mask ``M [D, D]`` from the buffer ``[sq; cumsum(sq)]``
+    (``[2D, R]``; ``[D, R]`` when ``needs_prefix`` is False)."""
+
+    def __init__(self, mask: torch.Tensor, coef: float, device, dtype):
         D = mask.shape[0]
-        order = _channels_last(shape)
-        mask = mask[order][:, order]
-        self.common = mask[0].to(device, dtype) if bool((mask == mask[0]).all()) else None
-        if self.common is not None:
-            return
-        best = None
-        for rows in (*_BAND_ROWS, shape[1]):
-            tiles, cost = [], 0
-            for p in _bands(shape, rows):
-                cols = mask[p].any(0).nonzero().squeeze(1)
-                tiles.append((p, cols))
-                cost += (len(p) + _ROW_OVERHEAD) * len(cols)
-            if best is None or cost < best[0]:
-                best = (cost, tiles)
-        self.cost_fraction = best[0] / ((D + _ROW_OVERHEAD) * D)
-        self.positions = torch.cat([p for p, _ in best[1]]).to(device)
-        self.blocks, start = [], 0
-        for p, cols in best[1]:
-            full = len(cols) == D  # no gather needed
-            self.blocks.append((start, start + len(p), None if full else cols.to(device), mask[p][:, cols].to(device, dtype)))
-            start += len(p)
+        direct = _run_terms(mask, 1.0)
+        comp = _run_terms(~mask, -1.0)
+        use_comp = comp[3] + 1 < direct[3]  # total P[D-1] minus the complement's runs
+        parts = [tuple(v[~use_comp[direct[0]]] for v in direct[:3]), tuple(v[use_comp[comp[0]]] for v in comp[:3])]
+        total_rows = use_comp.nonzero().squeeze(1)
+        parts.append((total_rows, torch.full_like(total_rows, 2 * D - 1), torch.ones(len(total_rows), dtype=torch.float64)))
+        row, col, w = (torch.cat(p) for p in zip(*parts))
+        order = torch.argsort(row * (2 * D) + col)  # CSR: by row, then column
+        counts = torch.bincount(row, minlength=D)
+        self.num_terms = len(row)
+        self.needs_prefix = bool((col >= D).any())
+        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"
+            warnings.simplefilter("ignore")
+            self.terms = torch.sparse_csr_tensor(crow, col[order], coef * w[order],
+                                                 (D, 2 * D if self.needs_prefix else D)).to(device, dtype)
 
-    def __call__(self, sq: torch.Tensor) -> torch.Tensor:
-        if self.common is not None:
-            return self.common @ sq
-        d = sq.new_empty(sq.shape)
-        for a, b, cols, part in self.blocks:
-            d[a:b].addmm_(part, sq if cols is None else sq.index_select(0, cols), beta=0)
-        return d
+    def __call__(self, buf: torch.Tensor) -> torch.Tensor:
+        return self.terms @ buf
 
 
 class LocalityDenoiser(TrainingSetDenoiser):
     """``LocalityDenoiser(train, schedule, threshold=0.005, temperature=1.0, mask_convention="column",
-    softmax="exact", batch_size=512, method="tiled")``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
+    softmax="exact", batch_size=512, method="runs")``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
 
     Masks are computed once per t and cached; ``.mask(t)`` returns them (``[D, D]`` bool,
     row m = the input pixels output pixel m sees; channels are part of D = C*H*W).
     ``method="dense"`` is the plain formulation (one ``[B*K, D] @ [D, D]`` product per batch), kept
-    as the reference for the fast ``"tiled"`` path; both give the same answer.
+    as the reference for the fast ``"runs"`` path; both give the same answer. On MPS (no float64,
+    no sparse products) the dense path is used.
     """
 
     def __init__(
@@ -130,7 +132,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         softmax: str = "exact",
         batch_size: int = 512,
         stats: DataStatistics | None = None,
-        method: str = "tiled",
+        method: str = "runs",
     ):
         super().__init__(train, schedule, chunk_size=batch_size)
         self.threshold = check_positive(threshold, "threshold", allow_zero=True)
@@ -139,7 +141,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         self.temperature = check_positive(temperature, "temperature")
         self.mask_convention = check_choice(mask_convention, "mask_convention", ("column", "row"))
         self.softmax = check_choice(softmax, "softmax", ("exact", "batchwise"))
-        self.method = check_choice(method, "method", ("tiled", "dense"))
+        self.method = check_choice(method, "method", ("runs", "dense"))
         self.batch_size = batch_size
         self.stats = stats if stats is not None else DataStatistics(self.train)
         self._masks: dict = {}
@@ -154,20 +156,26 @@ class LocalityDenoiser(TrainingSetDenoiser):
             self._masks[t] = locality_masks(W, self.threshold, self.mask_convention)
         return self._masks[t]
 
-    def _plan(self, t: int, device, dtype) -> _TiledLogits:
+    def _plan(self, t: int, device, dtype):
+        """Per (t, device, dtype): the shared mask row ``[D]`` when every mask is the same, else a ``_RunLogits``
+        (the logits' factor ``-1 / (2 (1 - abar_t) T)`` folded in)."""
         key = (t, torch.device(device), dtype)
         if key not in self._plans:
-            self._plans[key] = _TiledLogits(self.mask(t), self.shape, device, dtype)
+            M, ab = self.mask(t), self.schedule.abar(t)
+            if bool((M == M[0]).all()):
+                self._plans[key] = M[0].to(device, dtype)
+            else:
+                self._plans[key] = _RunLogits(M, -1.0 / (2 * (1 - ab) * self.temperature), device, dtype)
         return self._plans[key]
 
     def _denoise(self, x_t, t):
         ab = self.schedule.abar(t)
         dt = exact_dtype(x_t.device)
-        B = x_t.shape[0]
-        x = x_t.reshape(B, -1).to(dt)
+        B, D = x_t.shape[0], self.mask(t).shape[0]
+        x = x_t.reshape(B, D).to(dt)
         coef = -1.0 / (2 * (1 - ab) * self.temperature)
-        acc = make_softmax_accumulator(self.softmax)
-        if self.method == "dense":
+        if self.method == "dense" or x_t.device.type == "mps":
+            acc = make_softmax_accumulator(self.softmax)
             y_all = self.train_on(x_t.device).reshape(self.num_train, -1)
             Mt = self.mask(t).T.to(x_t.device, dt)  # [D_in, D_out]
             for i in range(0, self.num_train, self.batch_size):
@@ -175,26 +183,35 @@ class LocalityDenoiser(TrainingSetDenoiser):
                 sq = (x[:, None, :] - ab**0.5 * y[None]) ** 2  # [B, K, D]
                 acc.update(coef * (sq @ Mt), y)  # logits [B, K, D]
             return acc.result().reshape(x_t.shape)
-        logits = self._plan(t, x_t.device, dt)
-        order = _channels_last(self.shape).to(x_t.device)
-        pos = None if logits.common is not None else logits.positions
-        x = x[:, order]
-        yT = self._pixel_major(x_t.device)
-        K = self.batch_size if self.softmax == "batchwise" else max(self.batch_size, _CHUNK_ELEMENTS // (B * x.shape[1]))
+        plan = self._plan(t, x_t.device, dt)
+        yT = self._pixel_major(x_t.device)  # [D, N]
+        if isinstance(plan, torch.Tensor):  # one mask m for every pixel: one logit per image, by products
+            # -|m (x - a y)|^2 = -|m x|^2 + 2a (m x) . y - a^2 m . y^2; the first term is the same for every y
+            acc = make_softmax_accumulator(self.softmax)
+            xm = x * plan  # [B, D]
+            K = self.batch_size if self.softmax == "batchwise" else 4096
+            for i in range(0, self.num_train, K):
+                y = yT[:, i : i + K].to(dt)  # [D, k]
+                lg = torch.addmm((plan @ y.square()).mul_(ab * coef)[None], xm, y, alpha=-2 * ab**0.5 * coef)
+                acc.update(lg, y.T)  # logits [B, k], values [k, D]
+            return acc.result().reshape(x_t.shape)
+        acc = make_softmax_accumulator(self.softmax, dim=2)
+        xT = x.T.contiguous()  # [D, B]
+        K = self.batch_size if self.softmax == "batchwise" else max(16, _CHUNK_ELEMENTS // (B * D))
         for i in range(0, self.num_train, K):
-            y = yT[:, i : i + K].to(dt)  # [D, K]
-            sq = (x.T[:, :, None] - ab**0.5 * y[:, None, :]).square_().reshape(x.shape[1], -1)  # [D, B*K]
-            lg = logits(sq).mul_(coef)  # [D, B*K] in band order, or [B*K] when all masks agree
+            y = yT[:, i : i + K].to(dt)  # [D, k]
             k = y.shape[1]
-            values = y.T if pos is None else y[pos].T  # [K, D] in the order of the logits
-            acc.update(lg.reshape(B, k) if pos is None else lg.T.reshape(B, k, -1), values)
-        out = acc.result()  # [B, D], pixels in the order of the logits
-        out = torch.empty_like(out).index_copy_(1, order if pos is None else order[pos], out)
-        return out.reshape(x_t.shape)
+            buf = xT.new_empty(2 * D if plan.needs_prefix else D, B * k)  # [sq; cumsum(sq)]
+            sq = buf[:D].view(D, B, k)
+            torch.sub(xT[:, :, None], (ab**0.5 * y)[:, None, :], out=sq).square_()
+            if plan.needs_prefix:
+                torch.cumsum(buf[:D], dim=0, out=buf[D:])
+            acc.update(plan(buf).view(D, B, k), y)  # logits [D, B, k], values [D, k]
+        return acc.result().T.reshape(x_t.shape)  # [D, B] -> [B, C, H, W]
 
     def _pixel_major(self, device) -> torch.Tensor:
-        """The training set as ``[D, N]`` (float32, pixels in ``(H, W, C)`` order) on ``device``, made once."""
+        """The training set as ``[D, N]`` (float32) on ``device``, made once."""
         device = torch.device(device)
         if device not in self._yT:
-            self._yT[device] = self.train_on(device).permute(2, 3, 1, 0).reshape(-1, self.num_train).contiguous()
+            self._yT[device] = self.train_on(device).reshape(self.num_train, -1).T.contiguous()
         return self._yT[device]

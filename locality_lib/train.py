@@ -4,7 +4,7 @@ with ``t ~ U{0..999}`` and ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` (Ho 
 Command line::
 
     python -m locality_lib.train --dataset mnist --epochs 8 --out runs/mnist_state.pt \\
-        --publish locality_lib/checkpoints/mnist.pt [--resume] [--max-minutes M] [--threads K]
+        --publish locality_lib/checkpoints/mnist.pt [--resume] [--max-minutes M] [--threads K] [--device cuda]
 
 ``--out`` is the resumable training state (model, EMA, optimizer, RNG states, epoch, batch, step,
 per-step losses), written after every epoch and whenever training stops early (time limit,
@@ -70,12 +70,16 @@ def train_unet(
     n_train: int | None = None,
     stop_after_steps: int | None = None,
     progress: bool = True,
+    device="cpu",
 ) -> dict:
     """Train (or with ``resume=True`` continue) a UNet on ``dataset``'s training split; return the metadata.
 
-    ``bf16=True`` runs the forward pass under CPU bfloat16 autocast (about 1.8x faster on CPUs
+    ``bf16=True`` runs the forward pass under bfloat16 autocast (about 1.8x faster on CPUs
     with AVX512-BF16; weights, optimizer and loss stay float32). ``threads`` sets torch's CPU threads
-    while training. ``n_train=None`` uses the whole split (60,000), else a seeded subset.
+    while training. ``device`` ("cpu", "cuda", "mps", ...) holds the data, model and optimizer; the
+    batch order and the noise still come from CPU generators, so a run's random draws do not depend
+    on the device and a state saved on one device resumes on another. ``n_train=None`` uses the whole
+    split (60,000), else a seeded subset.
     Stops early, saving ``out`` and ``publish``, after ``max_minutes`` of training in this call or once
     ``stop_after_steps`` optimizer steps in total are done; a later ``resume=True`` call continues
     exactly where it stopped (same weights as an uninterrupted run); with no file at ``out`` it starts
@@ -86,6 +90,7 @@ def train_unet(
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     out = Path(out)
+    dev = _device(device)
     run = dict(dataset=dataset, n_train=n_train, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
                ema_decay=ema_decay, seed=seed, bf16=bool(bf16))
     torch.manual_seed(seed)
@@ -103,38 +108,47 @@ def train_unet(
         if config is not None and config != saved:
             raise ValueError(f"cannot resume {out}: it holds a UNet with {saved}, not {config}")
         config = saved
-        net = UNet(config)
+        net = UNet(config).to(dev)
         net.load_state_dict(st["model"])
-        ema = st["ema"]
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        ema = {k: v.to(dev) for k, v in st["ema"].items()}
+        opt = _adam(net, lr, dev)
         opt.load_state_dict(st["optimizer"])
         torch.set_rng_state(st["rng_torch"])
         noise_gen = torch.Generator().set_state(st["rng_noise"])
         epoch, batch, step, losses, seconds = st["epoch"], st["batch"], st["step"], st["losses"], st["seconds"]
     else:
-        net = UNet(config)
+        net = UNet(config).to(dev)
         config = net.config
         ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
+        opt = _adam(net, lr, dev)
         noise_gen = torch.Generator().manual_seed(seed + 1)
         epoch, batch, step, losses, seconds = 0, 0, 0, [], 0.0
     schedule = DDPMSchedule()
-    data = load_dataset(dataset, "train", n=n_train, seed=seed)
+    data = load_dataset(dataset, "train", n=n_train, seed=seed).to(dev)
     steps_per_epoch = data.shape[0] // batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {batch_size} exceeds the {data.shape[0]} training images")
     total_steps = epochs * steps_per_epoch
-    abar = schedule.alpha_bar
+    abar = schedule.alpha_bar.to(dev)
+    live = net.state_dict()  # detached views of the parameters: the optimizer updates them in place
+    ema_list, live_list = [ema[k] for k in live], [live[k] for k in live]
+    pending = []  # step losses still on the device (read back in groups, not one sync per step)
+
+    def flush():
+        if pending:
+            losses.extend(torch.stack(pending).float().cpu().tolist())
+            pending.clear()
 
     def save():
+        flush()
         meta = dict(run, n_train=data.shape[0], schedule=dict(beta_start=schedule.beta_start,
                     beta_end=schedule.beta_end, num_steps=schedule.num_steps),
                     epochs=round(epoch + batch / steps_per_epoch, 3), steps=step,
                     num_parameters=net.num_parameters(), final_loss=_recent(losses),
                     train_seconds=round(seconds, 1), torch=str(torch.__version__),
                     saved=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-        _save_state(out, dict(format=STATE_FORMAT, run=run, config=asdict(config), model=net.state_dict(), ema=ema,
-                              optimizer=opt.state_dict(), rng_torch=torch.get_rng_state(),
+        _save_state(out, dict(format=STATE_FORMAT, run=run, config=asdict(config), model=_cpu(net.state_dict()),
+                              ema=_cpu(ema), optimizer=_cpu(opt.state_dict()), rng_torch=torch.get_rng_state(),
                               rng_noise=noise_gen.get_state(), epoch=epoch, batch=batch, step=step,
                               losses=losses, seconds=seconds, meta=meta))
         if publish is not None:
@@ -154,7 +168,7 @@ def train_unet(
     try:
         net.train()
         while epoch < epochs:
-            order = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(seed * 100003 + epoch))
+            order = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(seed * 100003 + epoch)).to(dev)
             if progress:
                 from tqdm.auto import tqdm
 
@@ -162,10 +176,10 @@ def train_unet(
             while batch < steps_per_epoch:
                 t0 = time.time()
                 x0 = data[order[batch * batch_size : (batch + 1) * batch_size]]
-                t = torch.randint(0, schedule.num_steps, (x0.shape[0],), generator=noise_gen)
-                eps = torch.randn(x0.shape, generator=noise_gen)
+                t = torch.randint(0, schedule.num_steps, (x0.shape[0],), generator=noise_gen).to(dev)
+                eps = torch.randn(x0.shape, generator=noise_gen).to(dev)
                 ab = abar[t].view(-1, 1, 1, 1)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(bf16)):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(bf16)):
                     pred = net(ab.sqrt() * x0 + (1 - ab).sqrt() * eps, t)
                 loss = (pred.float() - eps).pow(2).mean()
                 for group in opt.param_groups:
@@ -176,15 +190,17 @@ def train_unet(
                 opt.step()
                 decay = min(ema_decay, (1 + step) / (10 + step))
                 with torch.no_grad():
-                    for k, v in net.state_dict().items():
-                        ema[k].lerp_(v, 1 - decay)
-                losses.append(float(loss.detach()))
+                    torch._foreach_lerp_(ema_list, live_list, 1 - decay)
+                pending.append(loss.detach())
                 step += 1
                 batch += 1
+                if dev.type == "cpu" or len(pending) >= 50:
+                    flush()
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{_recent(losses):.4f}")
                 seconds += time.time() - t0
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{_recent(losses):.4f}")
                 timed_out = max_minutes is not None and time.time() - started > 60 * max_minutes
                 if stop["signal"] or timed_out or (stop_after_steps is not None and step >= stop_after_steps):
                     meta = save()
@@ -204,6 +220,31 @@ def train_unet(
             signal.signal(sig, h)
         torch.set_num_threads(threads_before)
         net.eval()
+
+
+def _device(device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU; use device='cpu'")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} asked for, but MPS is not available here; use device='cpu'")
+    return dev
+
+
+def _adam(net, lr: float, dev: torch.device):
+    """Adam; the fused kernel on CUDA (same update, fewer launches)."""
+    return torch.optim.Adam(net.parameters(), lr=lr, fused=True if dev.type == "cuda" else None)
+
+
+def _cpu(obj):
+    """A copy of a (nested) state dict with every tensor on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
 
 
 def _recent(losses: list, n: int = 100) -> float:
@@ -228,12 +269,17 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass (faster on CPU)")
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast for the forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
+    p.add_argument("--stop-after-steps", type=int, default=None, help="stop (and save) after this many steps in all")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     cfg = UNetConfig(base_channels=a.base_channels, channel_mults=tuple(a.channel_mults),
                      num_res_blocks=a.num_res_blocks, dropout=a.dropout)
     meta = train_unet(a.dataset, a.epochs, a.out, a.publish, a.resume, a.max_minutes, a.threads, cfg,
-                      batch_size=a.batch_size, lr=a.lr, seed=a.seed, bf16=a.bf16)
+                      batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, seed=a.seed, bf16=a.bf16,
+                      stop_after_steps=a.stop_after_steps, progress=not a.quiet, device=a.device)
     print({k: meta[k] for k in ("dataset", "epochs", "steps", "final_loss", "train_seconds", "num_parameters")
            if k in meta})
 

@@ -1,9 +1,11 @@
-"""The fast tiled path of ``LocalityDenoiser`` against the plain dense float64 formulation."""
+"""The fast path of ``LocalityDenoiser`` (runs of prefix sums, ``method="runs"``) against the plain
+dense float64 formulation."""
 import pytest
 import torch
 
 from locality_lib import DataStatistics, LocalityDenoiser, load_dataset
-from locality_lib.locality import _TiledLogits, _channels_last
+from locality_lib.locality import _RunLogits, _runs
+from locality_lib.softmax import BatchwiseSoftmax, StreamingSoftmax
 from reference import locality_batchwise_dense, locality_dense
 
 
@@ -30,28 +32,44 @@ MASKS = {
 
 @pytest.mark.parametrize("shape", [(1, 10, 10), (3, 9, 7)])
 @pytest.mark.parametrize("kind", list(MASKS))
-def test_tiled_logits_equal_the_dense_product(shape, kind):
+def test_run_logits_equal_the_dense_product(shape, kind):
     M = MASKS[kind](shape)
-    sq = torch.rand(M.shape[0], 37, dtype=torch.float64)
-    order = _channels_last(shape)  # the fast path lists pixels in (H, W, C) order
-    logits = _TiledLogits(M, shape, "cpu", torch.float64)
-    d = logits(sq[order])
-    if logits.common is not None:  # one logit per column serves every pixel
-        d = d.expand(M.shape[0], -1)
-    else:
-        d = torch.empty_like(d).index_copy_(0, order[logits.positions], d)
-    assert torch.allclose(d, M.double() @ sq, rtol=0, atol=1e-12)
+    D = M.shape[0]
+    sq = torch.rand(D, 37, dtype=torch.float64) * 4
+    logits = _RunLogits(M, -0.7, "cpu", torch.float64)
+    d = logits(torch.cat([sq, sq.cumsum(0)]) if logits.needs_prefix else sq)
+    assert torch.allclose(d, -0.7 * (M.double() @ sq), rtol=0, atol=1e-11)
 
 
-def test_bands_cover_every_pixel_once_and_hold_every_mask_entry():
-    shape = (2, 20, 18)
-    M = _local_masks(shape, 3.0)
-    logits = _TiledLogits(M, shape, "cpu", torch.float64)
-    assert sorted(logits.positions.tolist()) == list(range(M.shape[0]))
-    for a, b, cols, part in logits.blocks:  # each band's masks lie inside its columns
-        rows = _channels_last(shape)[logits.positions[a:b]]
-        assert M[rows][:, _channels_last(shape)].sum() == part.sum()
-    assert logits.cost_fraction <= 1  # never charged more than one dense product (a candidate)
+def test_runs_and_the_cheaper_of_a_row_or_its_complement():
+    row = torch.tensor([[0, 1, 1, 1, 0, 1, 0, 1, 1], [1, 1, 0, 0, 0, 0, 0, 0, 1]], dtype=torch.bool)
+    r, s, e = _runs(row)
+    assert list(zip(r.tolist(), s.tolist(), e.tolist())) == [(0, 1, 3), (0, 5, 5), (0, 7, 8), (1, 0, 1), (1, 8, 8)]
+    # a wide disc: the terms count runs (two per image row it spans), not pixels
+    D = 30 * 30
+    disc = _local_masks((1, 30, 30), 9.0, seed=1) | _local_masks((1, 30, 30), 9.0, seed=2)
+    logits = _RunLogits(disc, 1.0, "cpu", torch.float64)
+    assert logits.num_terms < disc.sum() / 4
+    # all ones but one pixel: the total minus that pixel (2 terms), not 2 runs of ones (3 terms)
+    holes = ~torch.eye(D, dtype=torch.bool)
+    assert _RunLogits(holes, 1.0, "cpu", torch.float64).num_terms <= 2 * D
+
+
+@pytest.mark.parametrize("mode", ["exact", "batchwise"])
+def test_pixel_major_softmax_matches_the_one_shot_formula(mode):
+    """``dim=2``: logits ``[D, B, K]`` over training images k, values ``[D, K]``; fed in 3 chunks."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 2, 30, generator=g, dtype=torch.float64) * 40
+    values = torch.randn(5, 30, generator=g, dtype=torch.float64)
+    acc = StreamingSoftmax(dim=2) if mode == "exact" else BatchwiseSoftmax(dim=2)
+    for i in range(0, 30, 12):
+        acc.update(logits[:, :, i : i + 12].clone(), values[:, i : i + 12])
+    if mode == "exact":
+        expected = (torch.softmax(logits, 2) * values[:, None, :]).sum(2)
+    else:  # the per-chunk softmax averaged with weights 12/30, 12/30, 6/30
+        expected = sum((torch.softmax(logits[:, :, i : i + 12], 2) * values[:, None, i : i + 12]).sum(2) * (
+            min(12, 30 - i) / 30) for i in range(0, 30, 12))
+    assert torch.allclose(acc.result(), expected, rtol=0, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +89,11 @@ def test_mnist_fast_path_matches_float64_reference(schedule, mnist_small, mnist_
     ref = (locality_dense(mnist_small, x, t, schedule, M) if softmax == "exact"
            else locality_batchwise_dense(mnist_small, x, t, schedule, M, bs))
     assert (fast(x, t) - ref).abs().max() < 1e-4
+    assert (fast(x.double(), t) - ref).abs().max() < 1e-7  # float64 in, float64 out: no precision lost
 
 
 @pytest.mark.parametrize("softmax", ["exact", "batchwise"])
-def test_tiled_and_dense_methods_agree(schedule, mnist_small, mnist_queries, mnist_stats, softmax):
+def test_runs_and_dense_methods_agree(schedule, mnist_small, mnist_queries, mnist_stats, softmax):
     kw = dict(softmax=softmax, batch_size=100, stats=mnist_stats)
     fast, dense = LocalityDenoiser(mnist_small, schedule, **kw), LocalityDenoiser(mnist_small, schedule, method="dense", **kw)
     for t in (1, 300):
@@ -100,14 +119,15 @@ def test_colour_patches_full_complement_and_sparse_masks(schedule, patches, soft
     ref = (locality_dense(train, x, t, schedule, M) if softmax == "exact"
            else locality_batchwise_dense(train, x, t, schedule, M, 96))
     assert (fast(x, t) - ref).abs().max() < 1e-4
+    assert (fast(x.double(), t) - ref).abs().max() < 1e-7
 
 
 def test_mask_coverage_exercises_every_path(schedule, patches):
     train, stats, _ = patches
     den = LocalityDenoiser(train, schedule, threshold=0.05, stats=stats)
     assert bool(den.mask(999).all())
-    assert den._plan(999, "cpu", torch.float64).common is not None
-    assert den.mask(500).double().mean() > 0.5 and den._plan(500, "cpu", torch.float64).common is None
+    assert isinstance(den._plan(999, "cpu", torch.float64), torch.Tensor)  # one shared mask row
+    assert den.mask(500).double().mean() > 0.5 and isinstance(den._plan(500, "cpu", torch.float64), _RunLogits)
     assert den.mask(100).double().mean() < 0.5
 
 

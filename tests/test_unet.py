@@ -105,6 +105,12 @@ def test_resume_after_interruption_matches_uninterrupted_run(trained, tmp_path):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is present")
+def test_training_on_a_missing_gpu_says_so(tmp_path):
+    with pytest.raises(ValueError, match="sees no CUDA GPU"):
+        train_unet("mnist", 1, tmp_path / "s.pt", device="cuda", **RUN)
+
+
 def test_resume_refuses_different_settings(trained):
     state_path, _ = trained
     with pytest.raises(ValueError, match="settings differ"):
