@@ -120,6 +120,11 @@ class LocalityDenoiser(TrainingSetDenoiser):
     ``method="dense"`` is the plain formulation (one ``[B*K, D] @ [D, D]`` product per batch), kept
     as the reference for the fast ``"runs"`` path; both give the same answer. On MPS (no float64,
     no sparse products) the dense path is used.
+
+    ``stats`` (default: ``DataStatistics(train)``) gives the Wiener matrices the masks come from. The
+    masks depend strongly on how many images the statistics see (the global maximum is set by the
+    faintest stray pixel), so to softmax over a subset of a training set, pass the statistics of the
+    whole set, as chapters 6 and 7 do.
     """
 
     def __init__(
