@@ -1,8 +1,8 @@
 """Device follows the inputs: every denoiser gives the same answer for the same queries on CPU and on an accelerator.
 
-Builds each model once from CPU training data (MNIST, N = 2,000), asks it for the same 4 noisy queries as
-CPU tensors and as tensors on the accelerator (CUDA, else MPS, or ``$LOCALITY_CHECK_DEVICE``), and prints the max absolute difference per
-model and timestep. Usage: ``LOCALITY_DATA_DIR=... python benchmarks/check_device.py`` on a machine with a GPU.
+Builds each model once from CPU training data (MNIST, N = 2,000), asks it for the same 4 noisy queries
+as CPU tensors and as tensors on the accelerator (CUDA, else MPS, or ``$LOCALITY_CHECK_DEVICE``), and
+prints the max absolute difference per model and timestep. Usage: ``LOCALITY_DATA_DIR=... python benchmarks/check_device.py`` on a machine with a GPU.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main():
         "optimal": OptimalDenoiser(train, schedule),
         "nearest": NearestDenoiser(train, schedule),
         "wiener": WienerDenoiser(train, schedule),
-        "locality (tiled)": LocalityDenoiser(train, schedule, threshold=0.02),
+        "locality (runs)": LocalityDenoiser(train, schedule, threshold=0.02),
         "locality (dense)": LocalityDenoiser(train, schedule, threshold=0.02, method="dense"),
         "LS (P=5)": LSDenoiser(train[:500], schedule, patch_size=5),
         "ELS (P=5)": ELSDenoiser(train[:200], schedule, patch_size=5),

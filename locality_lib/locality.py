@@ -74,8 +74,9 @@ def _run_terms(mask: torch.Tensor, sign: float):
     row, s, e = _runs(mask)
     length = e - s + 1
     prefix = length > torch.where(s == 0, 1, 2)
+    inner = prefix & (s > 0)  # prefix runs that also subtract P[s-1]
     terms = [(row[prefix], D + e[prefix], torch.full_like(s[prefix], 1)),
-             (row[prefix & (s > 0)], D + s[prefix & (s > 0)] - 1, torch.full_like(s[prefix & (s > 0)], -1))]
+             (row[inner], D + s[inner] - 1, torch.full_like(s[inner], -1))]
     run_id = torch.repeat_interleave(torch.arange(len(s)), length)  # the run of each one, in row-major order
     rows_1, cols_1 = mask.nonzero(as_tuple=True)
     keep = ~prefix[run_id]
@@ -166,19 +167,23 @@ class LocalityDenoiser(TrainingSetDenoiser):
         (the logits' factor ``-1 / (2 (1 - abar_t) T)`` folded in)."""
         key = (t, torch.device(device), dtype)
         if key not in self._plans:
-            M, ab = self.mask(t), self.schedule.abar(t)
+            M = self.mask(t)
             if bool((M == M[0]).all()):
                 self._plans[key] = M[0].to(device, dtype)
             else:
-                self._plans[key] = _RunLogits(M, -1.0 / (2 * (1 - ab) * self.temperature), device, dtype)
+                self._plans[key] = _RunLogits(M, self._logit_scale(t), device, dtype)
         return self._plans[key]
+
+    def _logit_scale(self, t: int) -> float:
+        """``-1 / (2 (1 - abar_t) T)``: logits are this times the masked squared distance."""
+        return -1.0 / (2 * (1 - self.schedule.abar(t)) * self.temperature)
 
     def _denoise(self, x_t, t):
         ab = self.schedule.abar(t)
         dt = exact_dtype(x_t.device)
         B, D = x_t.shape[0], self.mask(t).shape[0]
         x = x_t.reshape(B, D).to(dt)
-        coef = -1.0 / (2 * (1 - ab) * self.temperature)
+        coef = self._logit_scale(t)
         if self.method == "dense" or x_t.device.type == "mps":
             acc = make_softmax_accumulator(self.softmax)
             y_all = self.train_on(x_t.device).reshape(self.num_train, -1)

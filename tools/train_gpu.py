@@ -54,6 +54,8 @@ def probe(args, state_dir: Path, steps_per_epoch: int) -> int:
     wait_all(probes)
     per_step = max(torch.load(state_dir / f"{d}_probe.pt", weights_only=True)["seconds"] for d in args.datasets)
     per_step /= args.probe_steps
+    for d in args.datasets:
+        (state_dir / f"{d}_probe.pt").unlink()  # 17 MB each, and nothing resumes them
     epochs = int(min(args.max_epochs, max(1, args.minutes * 60 / (per_step * steps_per_epoch))))
     print(f"probe: {per_step * 1e3:.1f} ms/step with {len(args.datasets)} runs in parallel "
           f"({time.time() - t0:.0f} s) -> {epochs} epochs of {steps_per_epoch} steps", flush=True)
