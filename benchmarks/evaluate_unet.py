@@ -8,8 +8,15 @@
    the same distance for held-out test images (what "new but typical" looks like). A PNG grid of
    samples and their nearest training images goes to ``runs/unet_samples_<dataset>.png``.
 
-Usage: ``LOCALITY_DATA_DIR=... python benchmarks/evaluate_unet.py [--datasets mnist fashion_mnist]``
-(about 10 minutes per dataset on one busy CPU core, most of it the optimal denoiser).
+3. With ``--headroom``, at the largest timestep: the UNet's MSE on training images next to held-out
+   ones (equal: it underfits there; lower: it memorizes), and the optimal denoiser built on the first
+   N training images for N = 3,750 ... 60,000 (how far below the full-set optimal denoiser the true
+   posterior mean lies, and which N the UNet is worth).
+
+Usage: ``LOCALITY_DATA_DIR=... python benchmarks/evaluate_unet.py [--datasets mnist fashion_mnist]
+[--checkpoints DIR] [--headroom] [--no-samples]`` (about 10 minutes per dataset on one busy CPU core,
+most of it the optimal denoiser). ``--checkpoints DIR`` evaluates ``DIR/<dataset>.pt`` instead of the
+shipped networks.
 """
 from __future__ import annotations
 
@@ -55,9 +62,13 @@ def save_grid(path: Path, rows: list[tuple[str, torch.Tensor]], ncol: int):
     plt.close(fig)
 
 
-def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0):
+def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0, checkpoints=None,
+             headroom: bool = False):
     schedule = DDPMSchedule()
-    unet = UNetDenoiser.from_pretrained(dataset)
+    if checkpoints is None:
+        unet = UNetDenoiser.from_pretrained(dataset)
+    else:
+        unet = UNetDenoiser.from_checkpoint(Path(checkpoints) / f"{dataset}.pt", dataset=dataset)
     meta = unet.meta
     print(f"\n## {dataset}: {unet!r}, {meta['epochs']} epochs, {meta['steps']} steps, "
           f"{meta['train_seconds'] / 60:.0f} min, final loss {meta['final_loss']}")
@@ -71,11 +82,28 @@ def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0
     print("| t | sigma_t | " + " | ".join(models) + " |")
     print("|---|---|" + "---|" * len(models))
     g = torch.Generator().manual_seed(seed)
+    noisy = {}
     for t in timesteps:
-        x_t = schedule.add_noise(test, t, torch.randn(test.shape, generator=g))
+        x_t = noisy[t] = schedule.add_noise(test, t, torch.randn(test.shape, generator=g))
         with torch.no_grad():
             errs = [mse(m(x_t, t), test) for m in models.values()]
         print(f"| {t} | {schedule.sigma(t):.2f} | " + " | ".join(f"{e:.4f}" for e in errs) + " |")
+    if headroom:
+        t = max(timesteps)
+        x_t = noisy[t]
+        g_train = torch.Generator().manual_seed(seed + 1)
+        seen = train[:n_test]
+        x_seen = schedule.add_noise(seen, t, torch.randn(seen.shape, generator=g_train))
+        with torch.no_grad():
+            print(f"\nt = {t}: UNet MSE on {n_test} training images {mse(unet(x_seen, t), seen):.4f} "
+                  f"(held-out: {mse(unet(x_t, t), test):.4f})")
+        print("optimal denoiser on the first N training images, same held-out queries:")
+        n = train.shape[0]
+        sizes = sorted({max(1, n // 2**k) for k in range(5)})
+        for size in sizes:
+            print(f"  N = {size:6d}: {mse(OptimalDenoiser(train[:size], schedule)(x_t, t), test):.4f}")
+    if n_samples == 0:
+        return
 
     x_T = torch.randn(n_samples, *test.shape[1:], generator=g)
     runs = {"UNet, 10 DDIM steps": (unet, 10), "UNet, 100 DDIM steps": (unet, 100), "Optimal, 10 DDIM steps": (optimal, 10)}
@@ -107,10 +135,14 @@ def main():
     p.add_argument("--n-samples", type=int, default=64)
     p.add_argument("--timesteps", type=int, nargs="+", default=[200, 400, 600])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
+    p.add_argument("--checkpoints", default=None, help="folder with <dataset>.pt to evaluate instead of the shipped ones")
+    p.add_argument("--headroom", action="store_true", help="train-vs-test UNet error and optimal denoiser vs N")
+    p.add_argument("--no-samples", action="store_true", help="denoising only (no DDIM sampling)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     for name in a.datasets:
-        evaluate(name, a.n_test, a.n_samples, a.timesteps)
+        evaluate(name, a.n_test, 0 if a.no_samples else a.n_samples, a.timesteps, checkpoints=a.checkpoints,
+                 headroom=a.headroom)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Command line::
 
     python -m locality_lib.train --dataset mnist --epochs 8 --out runs/mnist_state.pt \\
         --publish locality_lib/checkpoints/mnist.pt [--resume] [--max-minutes M] [--threads K] [--device cuda]
+        [--fit-minutes M] [--compile]
 
 ``--out`` is the resumable training state (model, EMA, optimizer, RNG states, epoch, batch, step,
 per-step losses), written after every epoch and whenever training stops early (time limit,
@@ -13,6 +14,12 @@ Ctrl-C, SIGTERM). ``--publish`` receives the slim EMA checkpoint that
 flip-symmetric); Adam with linear warm-up then cosine decay to 10 %; EMA decay
 ``min(decay, (1 + k) / (10 + k))`` at step k; gradient norm clipped at 1. Same seed, same result:
 each epoch's order comes from ``(seed, epoch)``, the noise from a saved generator.
+
+``--fit-minutes M`` picks the number of epochs (at most ``--epochs``) so that the whole cosine schedule
+ends within M minutes: it times steps ``warmup/4 .. warmup/2`` (inside the warm-up, whose learning rate
+does not depend on the schedule's length) and fixes the schedule there; the count is printed and saved
+as ``planned_epochs`` (resume such a run with ``--epochs <planned_epochs>``). ``--compile`` runs the
+training forward pass through ``torch.compile`` (worth it on GPUs; falls back to eager if it fails).
 """
 from __future__ import annotations
 
@@ -71,6 +78,8 @@ def train_unet(
     stop_after_steps: int | None = None,
     progress: bool = True,
     device="cpu",
+    fit_minutes: float | None = None,
+    compile: bool = False,
 ) -> dict:
     """Train (or with ``resume=True`` continue) a UNet on ``dataset``'s training split; return the metadata.
 
@@ -84,11 +93,19 @@ def train_unet(
     ``stop_after_steps`` optimizer steps in total are done; a later ``resume=True`` call continues
     exactly where it stopped (same weights as an uninterrupted run); with no file at ``out`` it starts
     afresh. The metadata's ``final_loss`` is the mean of the last 100 step losses.
+    ``fit_minutes`` shortens the schedule to what fits in that much training time (see the module
+    docstring; needs ``warmup_steps >= 8`` and a fresh run); ``compile=True`` compiles the forward pass.
     """
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if fit_minutes is not None:
+        if not fit_minutes > 0 or warmup_steps < 8:
+            raise ValueError(f"fit_minutes needs a positive budget and warmup_steps >= 8 (it times the warm-up), "
+                             f"got fit_minutes={fit_minutes!r}, warmup_steps={warmup_steps!r}")
+        if resume and Path(out).is_file():
+            raise ValueError(f"{out} exists: resume a fitted run with epochs=<its planned_epochs> instead of fit_minutes")
     out = Path(out)
     dev = _device(device)
     run = dict(dataset=dataset, n_train=n_train, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
@@ -133,6 +150,15 @@ def train_unet(
     live = net.state_dict()  # detached views of the parameters: the optimizer updates them in place
     ema_list, live_list = [ema[k] for k in live], [live[k] for k in live]
     pending = []  # step losses still on the device (read back in groups, not one sync per step)
+    fit = {} if fit_minutes is None else {warmup_steps // 4: None, warmup_steps // 2: None}  # step -> clock
+    forward = net
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions once
+    if compile:
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True  # a backend failure runs eagerly instead of stopping training
+        forward = torch.compile(net)
 
     def flush():
         if pending:
@@ -143,7 +169,7 @@ def train_unet(
         flush()
         meta = dict(run, n_train=data.shape[0], schedule=dict(beta_start=schedule.beta_start,
                     beta_end=schedule.beta_end, num_steps=schedule.num_steps),
-                    epochs=round(epoch + batch / steps_per_epoch, 3), steps=step,
+                    epochs=round(epoch + batch / steps_per_epoch, 3), planned_epochs=epochs, steps=step,
                     num_parameters=net.num_parameters(), final_loss=_recent(losses),
                     train_seconds=round(seconds, 1), torch=str(torch.__version__),
                     saved=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
@@ -180,7 +206,7 @@ def train_unet(
                 eps = torch.randn(x0.shape, generator=noise_gen).to(dev)
                 ab = abar[t].view(-1, 1, 1, 1)
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-                    pred = net(ab.sqrt() * x0 + (1 - ab).sqrt() * eps, t)
+                    pred = forward(ab.sqrt() * x0 + (1 - ab).sqrt() * eps, t)
                 loss = (pred.float() - eps).pow(2).mean()
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(step, total_steps, lr, warmup_steps)
@@ -194,6 +220,18 @@ def train_unet(
                 pending.append(loss.detach())
                 step += 1
                 batch += 1
+                if step in fit:
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize(dev)
+                    fit[step] = time.time()
+                    (a, ta), (b, tb) = sorted(fit.items())
+                    if tb is not None:
+                        left = 60 * fit_minutes - (tb - started)
+                        epochs = max(epoch + 1, min(epochs, int((b + left * (b - a) / (tb - ta)) // steps_per_epoch)))
+                        total_steps = epochs * steps_per_epoch
+                        fit = {}
+                        print(f"{dataset}: {1e3 * (tb - ta) / (b - a):.1f} ms/step -> {epochs} epochs "
+                              f"fit in {fit_minutes:.2f} min", flush=True)
                 if dev.type == "cpu" or len(pending) >= 50:
                     flush()
                     if bar is not None:
@@ -266,6 +304,7 @@ def main(argv=None):
     p.add_argument("--channel-mults", type=int, nargs="+", default=list(UNetConfig.channel_mults))
     p.add_argument("--num-res-blocks", type=int, default=UNetConfig.num_res_blocks)
     p.add_argument("--dropout", type=float, default=UNetConfig.dropout)
+    p.add_argument("--prior-skip", action="store_true", help="eps = sqrt(1 - abar_t) x_t + network (UNetConfig)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--seed", type=int, default=0)
@@ -274,12 +313,16 @@ def main(argv=None):
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--stop-after-steps", type=int, default=None, help="stop (and save) after this many steps in all")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--fit-minutes", type=float, default=None,
+                   help="shorten the schedule (at most --epochs) to what fits in this many minutes")
+    p.add_argument("--compile", action="store_true", help="torch.compile the forward pass (GPUs)")
     a = p.parse_args(argv)
     cfg = UNetConfig(base_channels=a.base_channels, channel_mults=tuple(a.channel_mults),
-                     num_res_blocks=a.num_res_blocks, dropout=a.dropout)
+                     num_res_blocks=a.num_res_blocks, dropout=a.dropout, prior_skip=a.prior_skip)
     meta = train_unet(a.dataset, a.epochs, a.out, a.publish, a.resume, a.max_minutes, a.threads, cfg,
                       batch_size=a.batch_size, lr=a.lr, warmup_steps=a.warmup_steps, seed=a.seed, bf16=a.bf16,
-                      stop_after_steps=a.stop_after_steps, progress=not a.quiet, device=a.device)
+                      stop_after_steps=a.stop_after_steps, progress=not a.quiet, device=a.device,
+                      fit_minutes=a.fit_minutes, compile=a.compile)
     print({k: meta[k] for k in ("dataset", "epochs", "steps", "final_loss", "train_seconds", "num_parameters")
            if k in meta})
 

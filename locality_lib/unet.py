@@ -41,6 +41,9 @@ class UNetConfig:
 
     The defaults are the shipped baselines (1.06 M parameters). The paper's UNet: ``base_channels=64``,
     ``num_res_blocks=2``, ``dropout=0.15``, 200 epochs; with a few CPU epochs we drop dropout.
+    ``prior_skip=True`` adds a fixed skip: ``eps_theta = sqrt(1 - abar_t) x_t + network(x_t, t)``, the
+    noise estimate of a unit-Gaussian prior plus a learned correction (the network's output is then small
+    at high noise, where an epsilon-error is amplified ``sqrt((1 - abar_t) / abar_t)``-fold in ``x0_hat``).
     """
 
     in_channels: int = 1
@@ -50,6 +53,7 @@ class UNetConfig:
     num_res_blocks: int = 1
     dropout: float = 0.0
     groups: int = 8
+    prior_skip: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
@@ -146,6 +150,9 @@ class UNet(nn.Module):
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)))
         self.tail = nn.Sequential(nn.GroupNorm(g, c), nn.SiLU(), nn.Conv2d(c, cfg.in_channels, 3, padding=1))
+        if cfg.prior_skip:
+            self.register_buffer("prior_scale", (1 - DDPMSchedule().alpha_bar.double()).sqrt().float(),
+                                 persistent=False)  # float32 like the weights (MPS has no float64)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels).to(x.dtype))
@@ -158,7 +165,10 @@ class UNet(nn.Module):
             h = layer(h, emb)
         for layer in self.up:
             h = layer(torch.cat([h, hs.pop()], dim=1), emb) if isinstance(layer, ResBlock) else layer(h)
-        return self.tail(h)
+        out = self.tail(h)
+        if self.config.prior_skip:
+            out = out + self.prior_scale[t].view(-1, 1, 1, 1) * x
+        return out
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -72,6 +72,19 @@ def test_eps_to_x0_matches_hand_formula_for_a_real_net():
     assert not net.training  # dropout off inside the denoiser
 
 
+@pytest.mark.parametrize("t", [0, 500, 999])
+def test_prior_skip_with_a_silent_network_is_the_unit_gaussian_posterior_mean(t):
+    """eps = sqrt(1 - abar) x_t + F; with F = 0 the x0-estimate is E[x0 | x_t] = sqrt(abar) x_t for x0 ~ N(0, I)."""
+    x_t = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    for skip, expected in ((True, abar(t) ** 0.5 * x_t), (False, x_t / abar(t) ** 0.5)):
+        net = UNet(UNetConfig(**dict(vars(TINY), prior_skip=skip))).double()
+        torch.nn.init.zeros_(net.tail[-1].weight)
+        torch.nn.init.zeros_(net.tail[-1].bias)
+        with torch.no_grad():
+            torch.testing.assert_close(UNetDenoiser(net)(x_t, t), expected, rtol=1e-4, atol=1e-4)  # float32 scale
+    assert "prior_scale" not in net.state_dict()  # derived from the schedule, not stored in checkpoints
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(trained, tmp_path):
     state_path, ckpt = trained
     den = UNetDenoiser.from_checkpoint(ckpt, dataset="mnist")
@@ -103,6 +116,23 @@ def test_resume_after_interruption_matches_uninterrupted_run(trained, tmp_path):
     assert b["step"] == a["step"] == 6 and b["losses"] == a["losses"]
     for key in ("model", "ema"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+
+
+def test_fit_minutes_shortens_the_schedule_and_keeps_the_warm_up(tmp_path):
+    fit = dict(RUN, warmup_steps=8)  # timed between steps 2 and 4
+    meta = train_unet("mnist", 10**6, tmp_path / "fit.pt", fit_minutes=0.01, **fit)
+    assert 1 <= meta["planned_epochs"] < 10**6 and meta["epochs"] == meta["planned_epochs"]
+    a = torch.load(tmp_path / "fit.pt", weights_only=True)
+    assert a["step"] == 3 * meta["planned_epochs"]
+    # up to the timing the learning rate is the warm-up's, so the weights equal a plain run's
+    train_unet("mnist", 10**6, tmp_path / "a.pt", fit_minutes=10.0, stop_after_steps=4, **fit)
+    train_unet("mnist", 7, tmp_path / "b.pt", stop_after_steps=4, **fit)
+    a, b = torch.load(tmp_path / "a.pt", weights_only=True), torch.load(tmp_path / "b.pt", weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    with pytest.raises(ValueError, match="warmup_steps >= 8"):
+        train_unet("mnist", 2, tmp_path / "c.pt", fit_minutes=1.0, **RUN)
+    with pytest.raises(ValueError, match="planned_epochs"):
+        train_unet("mnist", 2, tmp_path / "fit.pt", resume=True, fit_minutes=1.0, **fit)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is present")
