@@ -1,4 +1,4 @@
-"""Train the book's UNet baselines on one GPU inside a fixed time budget (how the shipped checkpoints were made).
+"""Train the book's UNet baselines on one GPU inside a fixed time budget.
 
 Trains the datasets one after another, each in its own process with ``--fit-minutes`` (its share of
 the budget): the run times a stretch of its warm-up and shortens its cosine schedule to what fits, so
@@ -17,6 +17,7 @@ compiling. The fitted runs ended within 10 s of their share.
 checkpoint to copy to ``locality_lib/checkpoints/``), ``<out-dir>/<dataset>.log`` (the run's output
 and its mean loss per epoch) and the resumable state ``<state-dir>/<dataset>_state.pt`` (default: the
 out-dir; a state is 2-4x the checkpoint, model + EMA + Adam moments).
+The shipped checkpoints were made by an earlier version that ran both datasets at once (README).
 """
 from __future__ import annotations
 
