@@ -1,4 +1,7 @@
 """The UNet baseline: epsilon -> x0 conversion, checkpoints, resumable training, sensitivity fields."""
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -133,6 +136,21 @@ def test_fit_minutes_shortens_the_schedule_and_keeps_the_warm_up(tmp_path):
         train_unet("mnist", 2, tmp_path / "c.pt", fit_minutes=1.0, **RUN)
     with pytest.raises(ValueError, match="planned_epochs"):
         train_unet("mnist", 2, tmp_path / "fit.pt", resume=True, fit_minutes=1.0, **fit)
+
+
+def test_train_gpu_splits_a_state_into_pieces_and_joins_them_back(tmp_path):
+    """tools/train_gpu.py brings states back from a GPU machine in pieces and resumes from them."""
+    spec = importlib.util.spec_from_file_location("train_gpu", Path(__file__).parents[1] / "tools" / "train_gpu.py")
+    tg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tg)
+    state, out, dest = tmp_path / "mnist_state.pt", tmp_path / "out", tmp_path / "dest"
+    out.mkdir(), dest.mkdir()
+    state.write_bytes(np.random.default_rng(0).bytes(2500))
+    parts = tg.split_file(state, out, mb=0.001)
+    assert [q.name for q in parts] == [f"mnist_state.pt.part00{i}" for i in range(3)]
+    assert [q.stat().st_size for q in parts] == [1000, 1000, 500]
+    assert tg.join_state(out, dest / "mnist_state.pt") and (dest / "mnist_state.pt").read_bytes() == state.read_bytes()
+    assert not tg.join_state(out, dest / "fashion_mnist_state.pt")  # nothing to resume from
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised where no GPU is present")

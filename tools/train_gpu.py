@@ -13,7 +13,15 @@ Measured on an NVIDIA H200 (torch 2.11, batch 512, bf16), one run at a time: bas
 per step; base 48 (2.4 M parameters) with ``--compile``, 35-37 ms per step after about a minute of
 compiling. The fitted runs ended within 10 s of their share.
 
-``--epochs N`` fixes the schedule instead (no fitting). Writes ``<out-dir>/<dataset>.pt`` (the slim
+``--epochs N`` fixes the schedule instead (no fitting); each run then stops and saves after its share,
+so a schedule longer than one session continues in the next one. For a remote GPU whose results come
+back in files of limited size: ``--split-mb 15`` also writes each state as ``<out-dir>/<dataset>_state.pt.partNNN``
+pieces, and ``--resume-from DIR`` (a folder holding a state or such pieces) joins them and continues::
+
+    python tools/train_gpu.py --epochs 200 --prior-skip --minutes 9 --out-dir $OUT --split-mb 15
+    python tools/train_gpu.py --epochs 200 --prior-skip --minutes 9 --out-dir $OUT --split-mb 15 --resume-from runs/prev
+
+Writes ``<out-dir>/<dataset>.pt`` (the slim
 checkpoint to copy to ``locality_lib/checkpoints/``), ``<out-dir>/<dataset>.log`` (the run's output
 and its mean loss per epoch) and the resumable state ``<state-dir>/<dataset>_state.pt`` (default: the
 out-dir; a state is 2-4x the checkpoint, model + EMA + Adam moments).
@@ -30,13 +38,43 @@ from pathlib import Path
 import torch
 
 
+def split_file(path: Path, out_dir: Path, mb: float) -> list[Path]:
+    """Copy ``path`` into ``out_dir/<name>.part000, part001, ...`` of at most ``mb`` MB each."""
+    data, size, parts = path.read_bytes(), int(mb * 1e6), []
+    for i in range(0, len(data), size):
+        parts.append(out_dir / f"{path.name}.part{i // size:03d}")
+        parts[-1].write_bytes(data[i : i + size])
+    return parts
+
+
+def join_state(src: Path, dest: Path) -> bool:
+    """Put the state ``src/<dest.name>`` (whole, or as ``.partNNN`` pieces) at ``dest``; False if there is none."""
+    whole, parts = src / dest.name, sorted(src.glob(dest.name + ".part[0-9][0-9][0-9]"))
+    if whole.is_file():
+        data = whole.read_bytes()
+    elif parts:
+        data = b"".join(part.read_bytes() for part in parts)
+    else:
+        return False
+    dest.write_bytes(data)
+    return True
+
+
 def train(dataset: str, args, out_dir: Path, state_dir: Path, minutes: float) -> None:
+    state = state_dir / f"{dataset}_state.pt"
+    resume = []
+    if args.resume_from:
+        if not join_state(Path(args.resume_from), state):
+            raise SystemExit(f"--resume-from {args.resume_from}: no {state.name} or {state.name}.partNNN pieces there")
+        resume = ["--resume"]
     cmd = [sys.executable, "-u", "-m", "locality_lib.train", "--dataset", dataset, "--device", args.device,
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup-steps", str(args.warmup_steps),
            "--base-channels", str(args.base_channels), "--dropout", "0.0", "--bf16", "--quiet",
-           "--out", str(state_dir / f"{dataset}_state.pt"), "--publish", str(out_dir / f"{dataset}.pt"),
-           "--max-minutes", str(minutes + 0.5)]
-    cmd += ["--epochs", str(args.epochs)] if args.epochs else ["--epochs", "1000", "--fit-minutes", str(minutes)]
+           "--out", str(state), "--publish", str(out_dir / f"{dataset}.pt"), *resume]
+    if args.epochs:  # a fixed schedule: stop at the share, resumable
+        cmd += ["--epochs", str(args.epochs), "--max-minutes", str(minutes)]
+    else:
+        cmd += ["--epochs", "1000", "--fit-minutes", str(minutes), "--max-minutes", str(minutes + 0.5)]
     cmd += ["--compile"] if args.compile else []
     cmd += ["--prior-skip"] if args.prior_skip else []
     log_path = out_dir / f"{dataset}.log"
@@ -45,6 +83,8 @@ def train(dataset: str, args, out_dir: Path, state_dir: Path, minutes: float) ->
     if code != 0:
         print(log_path.read_text()[-3000:], flush=True)
         raise SystemExit(f"training failed: {' '.join(cmd)}")
+    if args.split_mb:
+        split_file(state, out_dir, args.split_mb)
 
 
 def main(argv=None):
@@ -61,7 +101,11 @@ def main(argv=None):
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     p.add_argument("--prior-skip", action="store_true", help="UNetConfig.prior_skip")
     p.add_argument("--epochs", type=int, default=None, help="train this many epochs (no fitting to --minutes)")
+    p.add_argument("--resume-from", default=None, help="folder with <dataset>_state.pt or its .partNNN pieces")
+    p.add_argument("--split-mb", type=float, default=None, help="also write the states to --out-dir in pieces")
     args = p.parse_args(argv)
+    if args.resume_from and not args.epochs:
+        raise SystemExit("--resume-from needs --epochs: the schedule of the run it continues (its planned_epochs)")
     out_dir = Path(args.out_dir)
     state_dir = Path(args.state_dir or out_dir)
     for folder in (out_dir, state_dir):
