@@ -150,7 +150,8 @@ def train_unet(
     live = net.state_dict()  # detached views of the parameters: the optimizer updates them in place
     ema_list, live_list = [ema[k] for k in live], [live[k] for k in live]
     pending = []  # step losses still on the device (read back in groups, not one sync per step)
-    fit = {} if fit_minutes is None else {warmup_steps // 4: None, warmup_steps // 2: None}  # step -> clock
+    fit_steps = () if fit_minutes is None else (warmup_steps // 4, warmup_steps // 2)  # the timed stretch
+    fit_clock = None
     forward = net
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions once
@@ -220,17 +221,18 @@ def train_unet(
                 pending.append(loss.detach())
                 step += 1
                 batch += 1
-                if step in fit:
+                if step in fit_steps:
                     if dev.type == "cuda":
                         torch.cuda.synchronize(dev)
-                    fit[step] = time.time()
-                    (a, ta), (b, tb) = sorted(fit.items())
-                    if tb is not None:
-                        left = 60 * fit_minutes - (tb - started)
-                        epochs = max(epoch + 1, min(epochs, int((b + left * (b - a) / (tb - ta)) // steps_per_epoch)))
+                    now = time.time()
+                    if step == fit_steps[0]:
+                        fit_clock = now
+                    else:  # fix the schedule: the epochs whose steps fit in the time left
+                        per_step = (now - fit_clock) / (fit_steps[1] - fit_steps[0])
+                        steps_left = (60 * fit_minutes - (now - started)) / per_step
+                        epochs = max(epoch + 1, min(epochs, int((step + steps_left) // steps_per_epoch)))
                         total_steps = epochs * steps_per_epoch
-                        fit = {}
-                        print(f"{dataset}: {1e3 * (tb - ta) / (b - a):.1f} ms/step -> {epochs} epochs "
+                        print(f"{dataset}: {1e3 * per_step:.1f} ms/step -> {epochs} epochs "
                               f"fit in {fit_minutes:.2f} min", flush=True)
                 if dev.type == "cpu" or len(pending) >= 50:
                     flush()

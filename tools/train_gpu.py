@@ -69,12 +69,13 @@ def train(dataset: str, args, out_dir: Path, state_dir: Path, minutes: float) ->
         resume = ["--resume"]
     cmd = [sys.executable, "-u", "-m", "locality_lib.train", "--dataset", dataset, "--device", args.device,
            "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--warmup-steps", str(args.warmup_steps),
-           "--base-channels", str(args.base_channels), "--dropout", "0.0", "--bf16", "--quiet",
+           "--dropout", "0.0", "--bf16", "--quiet",
            "--out", str(state), "--publish", str(out_dir / f"{dataset}.pt"), *resume]
     if args.epochs:  # a fixed schedule: stop at the share, resumable
         cmd += ["--epochs", str(args.epochs), "--max-minutes", str(minutes)]
     else:
         cmd += ["--epochs", "1000", "--fit-minutes", str(minutes), "--max-minutes", str(minutes + 0.5)]
+    cmd += ["--base-channels", str(args.base_channels)] if args.base_channels else []
     cmd += ["--compile"] if args.compile else []
     cmd += ["--prior-skip"] if args.prior_skip else []
     log_path = out_dir / f"{dataset}.log"
@@ -97,7 +98,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup-steps", type=int, default=500)
-    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--base-channels", type=int, default=None, help="default: UNetConfig's (the shipped UNets)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training forward pass")
     p.add_argument("--prior-skip", action="store_true", help="UNetConfig.prior_skip")
     p.add_argument("--epochs", type=int, default=None, help="train this many epochs (no fitting to --minutes)")
