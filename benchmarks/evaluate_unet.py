@@ -62,6 +62,16 @@ def save_grid(path: Path, rows: list[tuple[str, torch.Tensor]], ncol: int):
     plt.close(fig)
 
 
+def held_out(dataset: str, n_test: int, timesteps, seed: int = 0):
+    """The held-out test images ``[n_test, C, H, W]`` and, per timestep, their forward-noised copies: the
+    noise is drawn in ``timesteps`` order from one seeded generator (every script sees the same queries)."""
+    schedule = DDPMSchedule()
+    test = load_dataset(dataset, "test", n=n_test, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    noisy = {t: schedule.add_noise(test, t, torch.randn(test.shape, generator=g)) for t in timesteps}
+    return test, noisy, g
+
+
 def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0, checkpoints=None,
              headroom: bool = False):
     schedule = DDPMSchedule()
@@ -73,7 +83,7 @@ def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0
     print(f"\n## {dataset}: {unet!r}, {meta['epochs']} epochs, {meta['steps']} steps, "
           f"{meta['train_seconds'] / 60:.0f} min, final loss {meta['final_loss']}")
     train = load_dataset(dataset, "train")
-    test = load_dataset(dataset, "test", n=n_test, seed=seed)
+    test, noisy, g = held_out(dataset, n_test, timesteps, seed)
     wiener = WienerDenoiser(train, schedule)
     optimal = OptimalDenoiser(train, schedule)
     models = {"UNet": unet, "Wiener": wiener, "Optimal": optimal}
@@ -81,10 +91,8 @@ def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0
     print(f"\nDenoising MSE to the clean image ({n_test} held-out test images, pixels in [-1, 1])\n")
     print("| t | sigma_t | " + " | ".join(models) + " |")
     print("|---|---|" + "---|" * len(models))
-    g = torch.Generator().manual_seed(seed)
-    noisy = {}
     for t in timesteps:
-        x_t = noisy[t] = schedule.add_noise(test, t, torch.randn(test.shape, generator=g))
+        x_t = noisy[t]
         with torch.no_grad():
             errs = [mse(m(x_t, t), test) for m in models.values()]
         print(f"| {t} | {schedule.sigma(t):.2f} | " + " | ".join(f"{e:.4f}" for e in errs) + " |")
