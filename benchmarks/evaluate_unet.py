@@ -72,6 +72,14 @@ def held_out(dataset: str, n_test: int, timesteps, seed: int = 0):
     return test, noisy, g
 
 
+def noised_training(train: torch.Tensor, n: int, t: int, seed: int = 0):
+    """The first ``n`` training images and their copies noised at ``t`` (generator ``seed + 1``): the
+    training-side twin of :func:`held_out`, to tell memorizing (lower error here) from underfitting."""
+    seen = train[:n]
+    noise = torch.randn(seen.shape, generator=torch.Generator().manual_seed(seed + 1))
+    return seen, DDPMSchedule().add_noise(seen, t, noise)
+
+
 def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0, checkpoints=None,
              headroom: bool = False):
     schedule = DDPMSchedule()
@@ -99,9 +107,7 @@ def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0
     if headroom:
         t = max(timesteps)
         x_t = noisy[t]
-        g_train = torch.Generator().manual_seed(seed + 1)
-        seen = train[:n_test]
-        x_seen = schedule.add_noise(seen, t, torch.randn(seen.shape, generator=g_train))
+        seen, x_seen = noised_training(train, n_test, t, seed)
         with torch.no_grad():
             print(f"\nt = {t}: UNet MSE on {n_test} training images {mse(unet(x_seen, t), seen):.4f} "
                   f"(held-out: {mse(unet(x_t, t), test):.4f})")

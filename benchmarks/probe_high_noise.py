@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from evaluate_unet import held_out
+from evaluate_unet import held_out, noised_training
 from locality_lib import DDPMSchedule, OptimalDenoiser, load_dataset, mse
 from locality_lib.unet import UNetDenoiser
 
@@ -36,12 +36,10 @@ def mlp(dim: int, width: int) -> nn.Sequential:
 
 def probe(dataset: str, t: int, steps: int, width: int, every: int, n_test: int = 256, seed: int = 0):
     schedule = DDPMSchedule()
-    ab = float(schedule.alpha_bar[t])
     train = load_dataset(dataset, "train")
     test, noisy, _ = held_out(dataset, n_test, sorted({200, 400, 600, t}), seed)
     x_test = noisy[t]
-    seen = train[:n_test]
-    x_seen = schedule.add_noise(seen, t, torch.randn(seen.shape, generator=torch.Generator().manual_seed(seed + 1)))
+    seen, x_seen = noised_training(train, n_test, t, seed)
     flat = train.reshape(train.shape[0], -1)
     mu = flat.mean(0)
     torch.manual_seed(seed)
@@ -59,7 +57,7 @@ def probe(dataset: str, t: int, steps: int, width: int, every: int, n_test: int 
     start = time.time()
     for step in tqdm(range(1, steps + 1), desc=f"{dataset} MLP at t={t}", mininterval=5):
         x0 = flat[torch.randint(0, flat.shape[0], (256,), generator=gen)]
-        x = ab**0.5 * x0 + (1 - ab) ** 0.5 * torch.randn(x0.shape, generator=gen)
+        x = schedule.add_noise(x0, t, torch.randn(x0.shape, generator=gen))
         for group in opt.param_groups:
             group["lr"] = 1e-3 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         loss = (mu + net(x) - x0).pow(2).mean()
