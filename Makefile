@@ -8,12 +8,12 @@ ASSETS := _extra/offline/VERSIONS.json
 
 .PHONY: setup book book-fast test bench check-site clean assets strip
 
-# A new .venv takes about 6.5 GB (pip's torch wheel brings its NVIDIA libraries): say so before pip fills the disk.
+# A new .venv takes 6.2 GB (pip's torch wheel brings its NVIDIA libraries): say so before pip fills the disk.
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
-	if [ -n "$$free" ] && [ "$$free" -lt 8 ]; then \
-	  echo "setup: a new $(VENV) needs about 8 GB free (torch with its NVIDIA libraries, then the book's packages);" \
-	       "only $$free GB is free on $$(df -P . | awk 'NR==2 {print $$6}'). Free some space and rerun." >&2; exit 1; fi
+	@if [ ! -x $(PY) ]; then free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	  if [ "$$free" -lt 8 ]; then \
+	    echo "setup: a new $(VENV) needs about 8 GB free (torch with its NVIDIA libraries, then the book's packages);" \
+	         "only $$free GB is free on $$(df -P . | awk 'NR==2 {print $$6}'). Free some space and rerun." >&2; exit 1; fi; fi
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt

@@ -30,6 +30,7 @@ from locality_lib import DDPMSchedule, OptimalDenoiser, WienerDenoiser, ddim_sam
 from locality_lib.unet import UNetDenoiser
 
 ROOT = Path(__file__).resolve().parents[1]
+TIMESTEPS = (200, 400, 600)  # default noise levels of the table; the probe draws its noise in the same order
 
 
 def nearest_distances(x: torch.Tensor, train: torch.Tensor, chunk: int = 8192):
@@ -147,7 +148,7 @@ def main():
     p.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
     p.add_argument("--n-test", type=int, default=256)
     p.add_argument("--n-samples", type=int, default=64)
-    p.add_argument("--timesteps", type=int, nargs="+", default=[200, 400, 600])
+    p.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 on a shared machine)")
     p.add_argument("--checkpoints", default=None, help="folder with <dataset>.pt to evaluate instead of the shipped ones")
     p.add_argument("--headroom", action="store_true", help="train-vs-test UNet error and optimal denoiser vs N")

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from evaluate_unet import held_out, noised_training
+from evaluate_unet import TIMESTEPS, held_out, noised_training
 from locality_lib import DDPMSchedule, OptimalDenoiser, load_dataset, mse
 from locality_lib.unet import UNetDenoiser
 
@@ -37,7 +37,7 @@ def mlp(dim: int, width: int) -> nn.Sequential:
 def probe(dataset: str, t: int, steps: int, width: int, every: int, n_test: int = 256, seed: int = 0):
     schedule = DDPMSchedule()
     train = load_dataset(dataset, "train")
-    test, noisy, _ = held_out(dataset, n_test, sorted({200, 400, 600, t}), seed)
+    test, noisy, _ = held_out(dataset, n_test, sorted({*TIMESTEPS, t}), seed)
     x_test = noisy[t]
     seen, x_seen = noised_training(train, n_test, t, seed)
     flat = train.reshape(train.shape[0], -1)

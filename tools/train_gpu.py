@@ -15,16 +15,17 @@ compiling. The fitted runs ended within 10 s of their share.
 
 ``--epochs N`` fixes the schedule instead (no fitting); each run then stops and saves after its share,
 so a schedule longer than one session continues in the next one. For a remote GPU whose results come
-back in files of limited size: ``--split-mb 15`` also writes each state as ``<out-dir>/<dataset>_state.pt.partNNN``
-pieces, and ``--resume-from DIR`` (a folder holding a state or such pieces) joins them and continues::
+back in files of limited size: ``--split-mb 15`` also writes each state as
+``<out-dir>/<dataset>_state.pt.partNNN`` pieces, and ``--resume-from DIR`` (a folder holding a state
+or such pieces) joins them and continues::
 
     python tools/train_gpu.py --epochs 200 --prior-skip --minutes 9 --out-dir $OUT --split-mb 15
     python tools/train_gpu.py --epochs 200 --prior-skip --minutes 9 --out-dir $OUT --split-mb 15 --resume-from runs/prev
 
-Writes ``<out-dir>/<dataset>.pt`` (the slim
-checkpoint to copy to ``locality_lib/checkpoints/``), ``<out-dir>/<dataset>.log`` (the run's output
-and its mean loss per epoch) and the resumable state ``<state-dir>/<dataset>_state.pt`` (default: the
-out-dir; a state is 2-4x the checkpoint, model + EMA + Adam moments).
+Writes ``<out-dir>/<dataset>.pt`` (the slim checkpoint to copy to ``locality_lib/checkpoints/``),
+``<out-dir>/<dataset>.log`` (the run's output and its mean loss per epoch) and the resumable state
+``<state-dir>/<dataset>_state.pt`` (default: the out-dir; a state is 2-4x the checkpoint, model + EMA
++ Adam moments).
 The shipped checkpoints were made by an earlier version that ran both datasets at once (README).
 """
 from __future__ import annotations
