@@ -6,7 +6,7 @@ Every model follows one contract: ``den(x_t, t) -> x0_hat`` with ``x_t`` a float
 from .base import Denoiser, TrainingSetDenoiser
 from .compare import Comparison, compare_models
 from .data import DATASETS, data_root, load_dataset
-from .locality import PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
+from .locality import PAPER_DIAG_FLOOR, PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
 from .metrics import mse, pearson_r, r2
 from .nearest import NearestDenoiser
 from .optimal import OptimalDenoiser
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "Denoiser", "LocalityDenoiser",
     "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
-    "NearestDenoiser", "OptimalDenoiser", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
+    "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
     "UNet", "UNetConfig", "UNetDenoiser",
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "pearson_r", "r2",
 ]

@@ -1,8 +1,12 @@
 """The paper's data-driven analytical denoiser ("pca_locality"; Lukoianov et al. 2025, Sec. 4).
 
 1. Wiener matrix ``W_t = U diag(lambda / (lambda + sigma_t^2)) U^T`` (float64, see ``statistics``).
-2. Normalize: divide row n by ``W[n, n]``; binarize with a global threshold:
-   ``B[n, m] = |W[n, m] / W[n, n]| > tau * max |W / diag W|``.
+2. Normalize by the diagonal with the paper code's floor: ``d = diag(W_t)``, ``d[n] = 1`` where
+   ``|d[n]| < diag_floor`` (1e-6, for images in [-1, 1]), ``W~ = W_t / d[:, None]``; binarize with a
+   global threshold, ``B[n, m] = |W~[n, m]| >= tau * max |W~|``. At high noise ``W[n, n] ~ Var(n) / sigma_t^2``,
+   so the rows of low-variance pixels stay un-normalized and tiny and cannot set the maximum.
+   ``diag_floor=0`` divides every row by its own diagonal (the rule of earlier versions of this library,
+   not the paper's): the faintest pixels then set the global maximum and the masks shrink.
 3. Output pixel m takes a softmax over training images ``y_i`` of
    ``-sum_n M_m[n] (x_t[n] - sqrt(abar_t) y_i[n])^2 / (2 (1 - abar_t) T)`` and averages ``y_i[m]``.
 
@@ -33,7 +37,7 @@ from .base import TrainingSetDenoiser, exact_dtype
 from .softmax import make_softmax_accumulator
 from .statistics import DataStatistics
 
-__all__ = ["LocalityDenoiser", "PAPER_THRESHOLDS", "locality_masks"]
+__all__ = ["LocalityDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "locality_masks", "denoise_dense", "denoise_shared_mask", "denoise_runs"]
 
 #: Elements of the ``[D, B, K]`` logits per chunk in exact mode (a few MB: the passes stay in cache).
 _CHUNK_ELEMENTS = 2**19
@@ -42,16 +46,28 @@ _CHUNK_ELEMENTS = 2**19
 PAPER_THRESHOLDS = {"mnist": 0.005, "fashion_mnist": 0.005, "cifar10": 0.05, "celeba_hq": 0.02, "afhq": 0.02}
 
 
-def locality_masks(W: torch.Tensor, threshold: float, convention: str = "column") -> torch.Tensor:
-    """Binarized masks from a Wiener matrix ``W [D, D]`` (float64).
+#: The paper code's floor on the Wiener diagonal (images in [-1, 1]): rows with ``|W[n, n]| < 1e-6``
+#: are not normalized.
+PAPER_DIAG_FLOOR = 1e-6
 
-    Returns ``mask [D, D]`` bool with ``mask[m, n]`` True when output pixel m looks at input pixel n.
-    Rows n with ``W[n, n] = 0`` (dead pixels) are zero after normalization.
+
+def locality_masks(W: torch.Tensor, threshold: float, convention: str = "column",
+                   diag_floor: float = PAPER_DIAG_FLOOR) -> torch.Tensor:
+    """Binarized masks from a Wiener matrix ``W [D, D]`` (float64), by the paper's rule.
+
+    ``d = diag(W)``; ``d[n] = 1`` where ``|d[n]| < diag_floor`` or ``d[n] = 0``; ``W~ = W / d[:, None]``;
+    ``B = |W~| >= threshold * max|W~|``. ``diag_floor=1e-6`` is the paper's; ``diag_floor=0`` divides
+    every row by its own diagonal (a zero diagonal means a zero row, left as it is).
+    Returns ``mask [D, D]`` bool, ``mask[m, n]`` True when output pixel m looks at input pixel n:
+    column m of ``B`` (``convention="column"``, the paper's code) or row m (``"row"``).
     """
-    diag = W.diagonal()
-    Wn = torch.where(diag[:, None] > 0, W / diag.clamp_min(torch.finfo(W.dtype).tiny)[:, None], torch.zeros_like(W))
-    A = Wn.abs()
-    B = A > threshold * A.max()
+    check_choice(convention, "convention", ("column", "row"))
+    if not diag_floor >= 0:
+        raise ValueError(f"diag_floor must be >= 0 (the paper uses {PAPER_DIAG_FLOOR}), got {diag_floor}")
+    d = W.diagonal()
+    d = torch.where((d.abs() < diag_floor) | (d == 0), torch.ones_like(d), d)
+    A = (W / d[:, None]).abs()
+    B = A >= threshold * A.max()
     return B.T.contiguous() if convention == "column" else B
 
 
@@ -112,9 +128,68 @@ class _RunLogits:
         return self.terms @ buf
 
 
+def denoise_dense(x, y, mask, ab: float, coef: float, softmax: str = "exact", batch_size: int = 512):
+    """The reference: ``x0[b, m] = sum_i softmax_i(coef * sum_n M[m, n] (x[b, n] - sqrt(ab) y_i[n])^2) y_i[m]``.
+
+    ``x [B, D]``, ``y [N, D]``, ``mask [D, D]`` (row m = inputs of output m); one dense
+    ``[B, K, D] @ [D, D]`` product per batch of ``batch_size`` training images. Returns ``[B, D]``.
+    """
+    dt = x.dtype
+    acc = make_softmax_accumulator(softmax)
+    Mt = mask.T.to(x.device, dt)  # [D_in, D_out]
+    for i in range(0, y.shape[0], batch_size):
+        yb = y[i : i + batch_size].to(dt)
+        sq = (x[:, None, :] - ab**0.5 * yb[None]) ** 2  # [B, K, D]
+        acc.update(coef * (sq @ Mt), yb)  # logits [B, K, D]
+    return acc.result()
+
+
+def denoise_shared_mask(x, yT, m, ab: float, coef: float, softmax: str = "exact", batch_size: int = 512):
+    """One mask ``m [D]`` for every output pixel: one logit per image, ``coef * |m (x - sqrt(ab) y_i)|^2``,
+    by two products, ``-2 sqrt(ab) (m x) . y_i + ab m . y_i^2`` (the query-only term cancels in the softmax).
+
+    ``x [B, D]``, ``yT [D, N]`` (pixel-major). Returns ``[B, D]``.
+    """
+    dt = x.dtype
+    acc = make_softmax_accumulator(softmax)
+    m = m.to(x.device, dt)
+    xm = x * m  # [B, D]
+    K = batch_size if softmax == "batchwise" else 4096
+    for i in range(0, yT.shape[1], K):
+        y = yT[:, i : i + K].to(dt)  # [D, k]
+        lg = torch.addmm((m @ y.square()).mul_(ab * coef)[None], xm, y, alpha=-2 * ab**0.5 * coef)
+        acc.update(lg, y.T)  # logits [B, k], values [k, D]
+    return acc.result()
+
+
+def denoise_runs(x, yT, plan: "_RunLogits", ab: float, softmax: str = "exact", batch_size: int = 512):
+    """Prefix-sum runs: ``coef * M @ sq`` as a sparse product with ``[sq; cumsum(sq)]`` (``plan`` holds the
+    terms, coef folded in), ``sq [D, B, k] = (x - sqrt(ab) y)^2`` pixel-major; softmax over k per (pixel, query).
+
+    ``x [B, D]``, ``yT [D, N]``. Returns ``[B, D]``.
+    """
+    B, D = x.shape
+    dt = x.dtype
+    acc = make_softmax_accumulator(softmax, dim=2)
+    xT = x.T.contiguous()  # [D, B]
+    K = batch_size if softmax == "batchwise" else max(16, _CHUNK_ELEMENTS // (B * D))
+    for i in range(0, yT.shape[1], K):
+        y = yT[:, i : i + K].to(dt)  # [D, k]
+        k = y.shape[1]
+        buf = xT.new_empty(2 * D if plan.needs_prefix else D, B * k)  # [sq; cumsum(sq)]
+        sq = buf[:D].view(D, B, k)
+        torch.sub(xT[:, :, None], (ab**0.5 * y)[:, None, :], out=sq).square_()
+        if plan.needs_prefix:
+            torch.cumsum(buf[:D], dim=0, out=buf[D:])
+        acc.update(plan(buf).view(D, B, k), y)  # logits [D, B, k], values [D, k]
+    return acc.result().T  # [D, B] -> [B, D]
+
+
 class LocalityDenoiser(TrainingSetDenoiser):
     """``LocalityDenoiser(train, schedule, threshold=0.005, temperature=1.0, mask_convention="column",
-    softmax="exact", batch_size=512, method="runs")``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
+    softmax="exact", batch_size=512, method="runs", diag_floor=1e-6)``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
+
+    The masks follow the paper's rule (``locality_masks``; ``diag_floor=0`` gives the unfloored rule).
 
     Masks are computed once per t and cached; ``.mask(t)`` returns them (``[D, D]`` bool,
     row m = the input pixels output pixel m sees; channels are part of D = C*H*W).
@@ -139,6 +214,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         batch_size: int = 512,
         stats: DataStatistics | None = None,
         method: str = "runs",
+        diag_floor: float = PAPER_DIAG_FLOOR,
     ):
         super().__init__(train, schedule, chunk_size=batch_size)
         self.threshold = check_positive(threshold, "threshold", allow_zero=True)
@@ -149,6 +225,9 @@ class LocalityDenoiser(TrainingSetDenoiser):
         self.softmax = check_choice(softmax, "softmax", ("exact", "batchwise"))
         self.method = check_choice(method, "method", ("runs", "dense"))
         self.batch_size = batch_size
+        if not diag_floor >= 0:
+            raise ValueError(f"diag_floor must be >= 0 (the paper uses {PAPER_DIAG_FLOOR}), got {diag_floor}")
+        self.diag_floor = float(diag_floor)
         self.stats = stats if stats is not None else DataStatistics(self.train)
         self._masks: dict = {}
         self._plans: dict = {}
@@ -159,7 +238,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         if t not in self._masks:
             ab = self.schedule.abar(t)
             W = self.stats.wiener_matrix((1 - ab) / ab)
-            self._masks[t] = locality_masks(W, self.threshold, self.mask_convention)
+            self._masks[t] = locality_masks(W, self.threshold, self.mask_convention, self.diag_floor)
         return self._masks[t]
 
     def _plan(self, t: int, device, dtype):
@@ -179,45 +258,21 @@ class LocalityDenoiser(TrainingSetDenoiser):
         return -1.0 / (2 * (1 - self.schedule.abar(t)) * self.temperature)
 
     def _denoise(self, x_t, t):
-        ab = self.schedule.abar(t)
+        """Dispatch to one of three evaluations of the same formula (``[B, D]`` in, ``[B, D]`` out)."""
+        ab, coef = self.schedule.abar(t), self._logit_scale(t)
         dt = exact_dtype(x_t.device)
-        B, D = x_t.shape[0], self.mask(t).shape[0]
-        x = x_t.reshape(B, D).to(dt)
-        coef = self._logit_scale(t)
+        x = x_t.reshape(x_t.shape[0], -1).to(dt)
         if self.method == "dense" or x_t.device.type == "mps":
-            acc = make_softmax_accumulator(self.softmax)
-            y_all = self.train_on(x_t.device).reshape(self.num_train, -1)
-            Mt = self.mask(t).T.to(x_t.device, dt)  # [D_in, D_out]
-            for i in range(0, self.num_train, self.batch_size):
-                y = y_all[i : i + self.batch_size].to(dt)
-                sq = (x[:, None, :] - ab**0.5 * y[None]) ** 2  # [B, K, D]
-                acc.update(coef * (sq @ Mt), y)  # logits [B, K, D]
-            return acc.result().reshape(x_t.shape)
-        plan = self._plan(t, x_t.device, dt)
-        yT = self._pixel_major(x_t.device)  # [D, N]
-        if isinstance(plan, torch.Tensor):  # one mask m for every pixel: one logit per image, by products
-            # -|m (x - a y)|^2 = -|m x|^2 + 2a (m x) . y - a^2 m . y^2; the first term is the same for every y
-            acc = make_softmax_accumulator(self.softmax)
-            xm = x * plan  # [B, D]
-            K = self.batch_size if self.softmax == "batchwise" else 4096
-            for i in range(0, self.num_train, K):
-                y = yT[:, i : i + K].to(dt)  # [D, k]
-                lg = torch.addmm((plan @ y.square()).mul_(ab * coef)[None], xm, y, alpha=-2 * ab**0.5 * coef)
-                acc.update(lg, y.T)  # logits [B, k], values [k, D]
-            return acc.result().reshape(x_t.shape)
-        acc = make_softmax_accumulator(self.softmax, dim=2)
-        xT = x.T.contiguous()  # [D, B]
-        K = self.batch_size if self.softmax == "batchwise" else max(16, _CHUNK_ELEMENTS // (B * D))
-        for i in range(0, self.num_train, K):
-            y = yT[:, i : i + K].to(dt)  # [D, k]
-            k = y.shape[1]
-            buf = xT.new_empty(2 * D if plan.needs_prefix else D, B * k)  # [sq; cumsum(sq)]
-            sq = buf[:D].view(D, B, k)
-            torch.sub(xT[:, :, None], (ab**0.5 * y)[:, None, :], out=sq).square_()
-            if plan.needs_prefix:
-                torch.cumsum(buf[:D], dim=0, out=buf[D:])
-            acc.update(plan(buf).view(D, B, k), y)  # logits [D, B, k], values [D, k]
-        return acc.result().T.reshape(x_t.shape)  # [D, B] -> [B, C, H, W]
+            y = self.train_on(x_t.device).reshape(self.num_train, -1)
+            out = denoise_dense(x, y, self.mask(t), ab, coef, self.softmax, self.batch_size)
+        else:
+            plan = self._plan(t, x_t.device, dt)
+            yT = self._pixel_major(x_t.device)
+            if isinstance(plan, torch.Tensor):
+                out = denoise_shared_mask(x, yT, plan, ab, coef, self.softmax, self.batch_size)
+            else:
+                out = denoise_runs(x, yT, plan, ab, self.softmax, self.batch_size)
+        return out.reshape(x_t.shape)
 
     def _pixel_major(self, device) -> torch.Tensor:
         """The training set as ``[D, N]`` (float32) on ``device``, made once."""

@@ -145,7 +145,7 @@ def test_repository_url_has_one_value():
 INSTALL_CELL = (
     "try:\n    import locality_lib\nexcept ImportError:  # on Colab\n"
     '    %pip install -q "locality_lib @ git+{url}"\n    import locality_lib\n'
-    "from locality_lib.notebook import setup\ndevice = setup(seed=0)"
+    "from locality_lib.chapter import setup\ndevice = setup(seed=0)"
 )
 
 
