@@ -26,24 +26,11 @@ from pathlib import Path
 
 import torch
 
-from locality_lib import DDPMSchedule, OptimalDenoiser, WienerDenoiser, ddim_sample, load_dataset, mse
+from locality_lib import DDPMSchedule, OptimalDenoiser, WienerDenoiser, ddim_sample, load_dataset, mse, nearest_train
 from locality_lib.unet import UNetDenoiser
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMESTEPS = (200, 400, 600)  # default noise levels of the table; the probe draws its noise in the same order
-
-
-def nearest_distances(x: torch.Tensor, train: torch.Tensor, chunk: int = 8192):
-    """L2 distance of each ``x [B, C, H, W]`` to its nearest training image, and that image's index: ``[B]``, ``[B]``."""
-    q = x.reshape(x.shape[0], -1).double()
-    best = torch.full((q.shape[0],), float("inf"), dtype=torch.float64)
-    idx = torch.zeros(q.shape[0], dtype=torch.long)
-    for i in range(0, train.shape[0], chunk):
-        d = torch.cdist(q, train[i : i + chunk].reshape(-1, q.shape[1]).double())
-        m, j = d.min(1)
-        better = m < best
-        best[better], idx[better] = m[better], j[better] + i
-    return best, idx
 
 
 def save_grid(path: Path, rows: list[tuple[str, torch.Tensor]], ncol: int):
@@ -133,7 +120,7 @@ def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0
     print("|---|---|---|---|---|")
     rows = []
     for name, x in list(samples.items()) + [("Held-out test images", samples_test)]:
-        d, idx = nearest_distances(x, train)
+        d, idx = nearest_train(x, train)
         q = torch.quantile(d, torch.tensor([0.5, 0.1], dtype=torch.float64))
         print(f"| {name} | {q[0]:.2f} | {q[1]:.2f} | {d.min():.2f} | {(d < 1.0).double().mean():.2f} |")
         rows += [(name, x), (f"  nearest training image (L2 {d[:16].mean():.2f} on average)", train[idx])]

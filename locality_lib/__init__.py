@@ -7,7 +7,7 @@ from .base import Denoiser, TrainingSetDenoiser
 from .compare import Comparison, compare_models
 from .data import DATASETS, data_root, load_dataset
 from .locality import PAPER_DIAG_FLOOR, PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
-from .metrics import mse, pearson_r, r2
+from .metrics import mse, nearest_train, pearson_r, r2
 from .nearest import NearestDenoiser
 from .optimal import OptimalDenoiser
 from .patches import ELSDenoiser, LSDenoiser, PatchPosteriorDenoiser, calibrate_patch_sizes
@@ -24,7 +24,7 @@ __all__ = [
     "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
     "UNet", "UNetConfig", "UNetDenoiser",
-    "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "pearson_r", "r2",
+    "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "nearest_train", "pearson_r", "r2",
 ]
 
 #: The public address of the book's repository (also `repository.url` in _config.yml).

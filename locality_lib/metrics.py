@@ -3,12 +3,14 @@
 * ``r2`` -- the locality paper's: per image ``1 - ||pred - ref||^2 / (D Var(ref))``, averaged over images.
 * ``pearson_r`` -- per-image Pearson correlation over pixels, averaged (Kamb & Ganguli's code).
 * ``mse`` -- mean squared error over all pixels (Niedoba et al.).
+
+``nearest_train(x, train)`` -- the distance of each image to its nearest training image (memorization).
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["r2", "pearson_r", "mse"]
+__all__ = ["r2", "pearson_r", "mse", "nearest_train"]
 
 
 def _flat(pred, ref):
@@ -45,3 +47,24 @@ def mse(pred: torch.Tensor, ref: torch.Tensor) -> float:
     """``mean (pred - ref)^2`` over all images and pixels."""
     p, r = _flat(pred, ref)
     return float(((p - r) ** 2).mean())
+
+
+def nearest_train(x: torch.Tensor, train: torch.Tensor, chunk: int = 8192):
+    """Nearest training image of each ``x [B, C, H, W]`` in ``train [N, C, H, W]``, by L2 over pixels
+    (float64, streamed over chunks of ``chunk`` training images).
+
+    Returns ``(distance [B] float64, index [B] long)``; distance 0 means ``x`` is a copy of ``train[index]``.
+    """
+    if x.ndim < 2 or train.ndim != x.ndim or x.shape[1:] != train.shape[1:]:
+        raise ValueError(f"x [B, C, H, W] and train [N, C, H, W] must have the same image shape, "
+                         f"got {tuple(x.shape)} and {tuple(train.shape)}")
+    q = x.reshape(x.shape[0], -1).double()
+    best = torch.full((q.shape[0],), float("inf"), dtype=torch.float64, device=q.device)
+    idx = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    for i in range(0, train.shape[0], chunk):
+        d = torch.cdist(q, train[i : i + chunk].reshape(-1, q.shape[1]).to(q.device, torch.float64))
+        v, j = d.min(1)
+        better = v < best
+        best = torch.where(better, v, best)
+        idx = torch.where(better, j + i, idx)
+    return best, idx
