@@ -32,3 +32,17 @@ def test_bad_metric_input():
         r2(torch.zeros(2, 1, 2, 2), torch.zeros(2, 1, 2, 3))
     with pytest.raises(ValueError, match="constant"):
         r2(torch.zeros(2, 1, 2, 2), torch.zeros(2, 1, 2, 2))
+
+
+def test_nearest_train_finds_copies_at_distance_zero_across_chunks():
+    from locality_lib import nearest_train
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.rand(50, 1, 4, 4, generator=g) * 2 - 1
+    x = torch.stack([train[3], train[47], train[20] + 0.1])
+    d, idx = nearest_train(x, train, chunk=7)  # copies sit in different chunks
+    assert idx.tolist() == [3, 47, 20]
+    assert d[0] == 0 and d[1] == 0
+    assert torch.isclose(d[2], torch.tensor(0.1 * 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="same image shape"):
+        nearest_train(x, train[:, :, :3])
