@@ -72,8 +72,8 @@ def explore(draw, values, label: str = "t", interval: int = 600):
     """An interactive slider over ``values`` that redraws with ``draw(value, fig)``, with a static fallback.
 
     Returns an HTML animation (``to_jshtml``: one frame per value, with its own slider and
-    buttons) that works in the rendered book without a kernel. In a live notebook, pass the same
-    ``draw`` to ``ipywidgets.interact`` for a live slider.
+    buttons) that works in the rendered book without a kernel, also in a live notebook; for
+    controls that recompute there, use :func:`interactive`.
     """
     from matplotlib import animation
     from IPython.display import HTML
@@ -223,7 +223,7 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
                                 continuous_update=False, style=style)
     status = w.HTML()
     output = w.Output()
-    box = w.VBox([w.HBox(list(widgets.values()) + [status]), output])
+    box = w.VBox([w.HBox(list(widgets.values()) + [status], layout=w.Layout(flex_flow="row wrap")), output])
     box.controls, box.status, box.output, box.calls = widgets, status, output, 0
     box.figure = fig = Figure(figsize=figsize)
 
