@@ -33,10 +33,11 @@ class Recorder:
         self.axes.append(ax)
 
 
-def png(box) -> str:
-    (out,) = box.output.outputs
-    assert out["output_type"] == "display_data", out
-    return out["data"]["image/png"]
+def png(box) -> bytes:
+    """The figure the reader sees (checked to be a PNG, shown, with no error above it)."""
+    value = bytes(box.image.value)
+    assert value.startswith(b"\x89PNG") and box.image.layout.display is None and box.error.value == ""
+    return value
 
 
 def n_frames(html: HTML) -> int:
@@ -102,8 +103,8 @@ def test_error_in_draw_is_shown_then_recovers(live):
     draw = Recorder(fail_at=7)
     box = interactive(draw, [{"t": 1}], t=(0, 9, 1))
     box.controls["t"].value = 7
-    (out,) = box.output.outputs
-    assert out["name"] == "stderr" and "RuntimeError: no estimate at t = 7" in out["text"] and "Traceback" in out["text"]
+    assert "RuntimeError: no estimate at t = 7 &lt;b&gt;" in box.error.value and "Traceback" in box.error.value
+    assert box.image.layout.display == "none"  # no stale figure under the error
     assert "error: RuntimeError: no estimate at t = 7 &lt;b&gt;" in box.status.value  # escaped
     box.controls["t"].value = 2
     assert draw.calls[-1] == {"t": 2} and png(box) and "drawn in" in box.status.value
