@@ -3,7 +3,7 @@ and the Wiener matrix ``W_sigma = U diag(lambda / (lambda + sigma^2)) U^T``.
 
 Pixels that are constant over the whole training set ("dead" pixels, e.g. MNIST corners) are
 kept out of the eigendecomposition: their rows and columns of W are exactly zero, so float
-round-off in a null space cannot produce spurious entries (see DESIGN.md on the fragile threshold).
+round-off in a null space cannot produce spurious entries (chapter 6 of the book: the fragile threshold).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's mask rule (DESIGN.md; Lukoianov et al.'s code): ``d = diag(W_t)``, ``d[|d| < 1e-6] = 1``,
+"""The paper's mask rule (Lukoianov et al. 2025, Sec. 4, as their code runs it): ``d = diag(W_t)``, ``d[|d| < 1e-6] = 1``,
 ``W~ = W_t / d[:, None]``, keep ``|W~| >= tau max|W~|``, column convention; checked against a plain
 row-by-row reference on a small subset and on all of MNIST (where the floor matters), and the outputs
 against the float64 dense reference of that rule."""
