@@ -1,7 +1,6 @@
 """Figures for the book: image grids, sensitivity fields, and live controls with a static fallback."""
 from __future__ import annotations
 
-import base64
 import html
 import io
 import os
@@ -72,8 +71,8 @@ def explore(draw, values, label: str = "t", interval: int = 600):
     """An interactive slider over ``values`` that redraws with ``draw(value, fig)``, with a static fallback.
 
     Returns an HTML animation (``to_jshtml``: one frame per value, with its own slider and
-    buttons) that works in the rendered book without a kernel. In a live notebook, pass the same
-    ``draw`` to ``ipywidgets.interact`` for a live slider.
+    buttons) that works in the rendered book without a kernel, also in a live notebook; for
+    controls that recompute there, use :func:`interactive`.
     """
     from matplotlib import animation
     from IPython.display import HTML
@@ -205,9 +204,10 @@ def _png(fig: Figure) -> bytes:
 def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
     """Live ipywidgets for ``controls`` that call ``draw(fig, **values)`` on every change (any value, not only
     the static frames); starts at the first static frame. Returns an ``ipywidgets.VBox`` with attributes
-    ``controls`` (name -> widget), ``status`` (``"computing..."`` while ``draw`` runs, the time it took, or the
-    error), ``output`` (the figure as a PNG, or the traceback of a failing ``draw``), ``figure`` and ``calls``
-    (number of redraws)."""
+    ``controls`` (name -> widget), ``status`` (``"computing..."`` while ``draw`` runs, then the time it took or
+    the error), ``image`` (the figure as PNG bytes, an ``ipywidgets.Image``), ``error`` (the traceback of a
+    failing ``draw``, an ``ipywidgets.HTML``; the image is hidden meanwhile), ``figure`` and ``calls`` (redraws).
+    Core widgets only (no ``Output`` capture), so Jupyter, VS Code and Colab show the same thing."""
     import ipywidgets as w
 
     frames = _frames(static, controls)
@@ -221,10 +221,10 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
             cls = w.IntSlider if all(_is_int(v) for v in spec) else w.FloatSlider
             widgets[name] = cls(min=lo, max=hi, step=step, value=frames[0][name], description=name,
                                 continuous_update=False, style=style)
-    status = w.HTML()
-    output = w.Output()
-    box = w.VBox([w.HBox(list(widgets.values()) + [status]), output])
-    box.controls, box.status, box.output, box.calls = widgets, status, output, 0
+    status, error, image = w.HTML(), w.HTML(), w.Image(format="png")
+    row = w.HBox(list(widgets.values()) + [status], layout=w.Layout(flex_flow="row wrap"))
+    box = w.VBox([row, error, image])
+    box.controls, box.status, box.error, box.image, box.calls = widgets, status, error, image, 0
     box.figure = fig = Figure(figsize=figsize)
 
     def redraw(_change=None):
@@ -238,10 +238,10 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
             png = _png(fig)
         except Exception as exc:  # shown to the reader, with its traceback, instead of a stale figure
             status.value = f"<span style='color:#b00'>error: {html.escape(f'{type(exc).__name__}: {exc}')}</span>"
-            output.outputs = ({"output_type": "stream", "name": "stderr", "text": traceback.format_exc()},)
+            error.value = f"<pre style='color:#b00; white-space:pre-wrap'>{html.escape(traceback.format_exc())}</pre>"
+            image.layout.display = "none"
             return
-        output.outputs = ({"output_type": "display_data", "metadata": {},
-                           "data": {"image/png": base64.b64encode(png).decode(), "text/plain": _label(values)}},)
+        image.value, image.layout.display, error.value = png, None, ""
         status.value = f"drawn in {time.perf_counter() - start:.2f} s"
 
     for widget in widgets.values():

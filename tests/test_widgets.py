@@ -4,8 +4,11 @@ signal that chooses between them; errors of ``draw`` shown, bad controls refused
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import ipywidgets as w
+import nbformat
 import pytest
 from IPython.display import HTML
 
@@ -30,10 +33,11 @@ class Recorder:
         self.axes.append(ax)
 
 
-def png(box) -> str:
-    (out,) = box.output.outputs
-    assert out["output_type"] == "display_data", out
-    return out["data"]["image/png"]
+def png(box) -> bytes:
+    """The figure the reader sees (checked to be a PNG, shown, with no error above it)."""
+    value = bytes(box.image.value)
+    assert value.startswith(b"\x89PNG") and box.image.layout.display is None and box.error.value == ""
+    return value
 
 
 def n_frames(html: HTML) -> int:
@@ -99,8 +103,8 @@ def test_error_in_draw_is_shown_then_recovers(live):
     draw = Recorder(fail_at=7)
     box = interactive(draw, [{"t": 1}], t=(0, 9, 1))
     box.controls["t"].value = 7
-    (out,) = box.output.outputs
-    assert out["name"] == "stderr" and "RuntimeError: no estimate at t = 7" in out["text"] and "Traceback" in out["text"]
+    assert "RuntimeError: no estimate at t = 7 &lt;b&gt;" in box.error.value and "Traceback" in box.error.value
+    assert box.image.layout.display == "none"  # no stale figure under the error
     assert "error: RuntimeError: no estimate at t = 7 &lt;b&gt;" in box.status.value  # escaped
     box.controls["t"].value = 2
     assert draw.calls[-1] == {"t": 2} and png(box) and "drawn in" in box.status.value
@@ -161,3 +165,45 @@ def test_explore_still_works():
     values = []
     html = plotting.explore(lambda v, fig: values.append(v) or fig.add_subplot().plot([0, v]), [1, 2], label="t")
     assert n_frames(html) == 2 and values[-2:] == [1, 2]
+
+
+# ----------------------------------------------------------------------------- the built book
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import check_site  # noqa: E402
+
+FAST_SITE = ROOT / "_build" / "fast" / "_build" / "html"
+
+
+def test_site_check_finds_a_missing_static_fallback(tmp_path, monkeypatch):
+    """``tools/check_site.py`` counts the animations that ``static_animation`` really writes."""
+    notebook = tmp_path / "ch.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("def draw(fig, t):\n    fig.subplots()"),
+                nbformat.v4.new_code_cell("interactive(draw, [{'t': 1}], t=(0, 9, 1))"),
+                nbformat.v4.new_code_cell("interactive(draw, [{'t': 2}], t=(0, 9, 1))")]
+    nbformat.write(nb, notebook)
+    monkeypatch.setenv(plotting.BOOK_BUILD_ENV, "1")
+    animation = interactive(lambda fig, t: fig.subplots(), [{"t": 1}], t=(0, 9, 1)).data
+    page = tmp_path / "ch.html"
+    page.write_text(f"<html><body>{animation}<p>text</p>{animation}</body></html>")
+    assert check_site.missing_static_fallback(page, notebook) == []
+    page.write_text(f"<html><body>{animation}<script type=\"application/vnd.jupyter.widget-view+json\">"
+                    "{}</script></body></html>")
+    (reason,) = check_site.missing_static_fallback(page, notebook)
+    assert reason.startswith("static fallback missing: 2 interactive()/explore() call(s) in ch.ipynb, 1 to_jshtml")
+
+
+def test_built_chapters_hold_their_static_fallbacks():
+    """Every chapter page of the fast build (tests/test_book.py makes it) shows an animation per call."""
+    if not FAST_SITE.is_dir():
+        pytest.skip("no fast build: run tests/test_book.py (or make book-fast) first")
+    chapters = sorted((ROOT / "book").glob("*.ipynb"))
+    checked = 0
+    for notebook in chapters:
+        page = FAST_SITE / "book" / notebook.with_suffix(".html").name
+        if page.is_file():
+            assert check_site.missing_static_fallback(page, notebook) == [], page.name
+            checked += 1
+    assert checked, f"no chapter pages under {FAST_SITE}"
