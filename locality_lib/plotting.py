@@ -13,11 +13,14 @@ import torch
 from matplotlib.figure import Figure
 
 __all__ = ["to_numpy_image", "image_grid", "show_images", "field_image", "explore", "interactive",
-           "live_controls", "static_animation", "book_build", "BOOK_BUILD_ENV"]
+           "live_controls", "static_animation", "book_build", "BOOK_BUILD_ENV", "LIVE"]
 
 #: Set to ``1`` by every book build (Makefile, tests/test_book.py, the publishing workflow):
 #: :func:`interactive` then returns the static animation that the rendered page can show.
 BOOK_BUILD_ENV = "LOCALITY_BOOK_BUILD"
+
+#: Every box :func:`live_controls` has made in this process, oldest first (tests find a notebook's controls here).
+LIVE: list = []
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:
@@ -207,7 +210,8 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
     ``controls`` (name -> widget), ``status`` (``"computing..."`` while ``draw`` runs, then the time it took or
     the error), ``image`` (the figure as PNG bytes, an ``ipywidgets.Image``), ``error`` (the traceback of a
     failing ``draw``, an ``ipywidgets.HTML``; the image is hidden meanwhile), ``figure`` and ``calls`` (redraws).
-    Core widgets only (no ``Output`` capture), so Jupyter, VS Code and Colab show the same thing."""
+    Core widgets only (no ``Output`` capture), so Jupyter, VS Code and Colab show the same thing. The box is
+    appended to :data:`LIVE`."""
     import ipywidgets as w
 
     frames = _frames(static, controls)
@@ -247,6 +251,7 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
     for widget in widgets.values():
         widget.observe(redraw, names="value")
     redraw()
+    LIVE.append(box)
     return box
 
 
