@@ -109,3 +109,22 @@ def test_the_shared_training_loop_trains_and_resumes_a_dit(tmp_path):
     assert den.transform.keywords == {"seed": 0} and isinstance(den.net, DiT)
     with pytest.raises(ValueError, match="settings differ"):
         train("dit", "mnist", 2, tmp_path / "b.pt", resume=True, **dict(run, transform=None))
+
+
+def test_steps_snapshots_and_init_from(tmp_path):
+    run = dict(config=TINY, n_train=64, batch_size=16, warmup_steps=2, threads=1, progress=False)  # 4 steps/epoch
+    meta = train("dit", "mnist", 1, tmp_path / "s.pt", tmp_path / "s_pub.pt", steps=5, snapshot_every=2,
+                 snapshot_dir=tmp_path / "snap", **run)
+    assert meta["steps"] == 5 and meta["epochs"] == 1.25  # stops mid-epoch 2, where its schedule ends
+    assert sorted(p.name for p in (tmp_path / "snap").iterdir()) == ["step000002.pt", "step000004.pt"]
+    assert EpsilonDenoiser.from_checkpoint(tmp_path / "snap" / "step000004.pt").meta["steps"] == 4
+    again = train("dit", "mnist", 1, tmp_path / "s.pt", resume=True, steps=5, **run)  # finished: no more steps
+    assert again["steps"] == 5
+    # a fine-tune starts from the checkpoint's EMA weights (with a vanishing learning rate it stays there)
+    start = EpsilonDenoiser.from_checkpoint(tmp_path / "s_pub.pt").net.state_dict()
+    train("dit", "mnist", 1, tmp_path / "f.pt", init_from=tmp_path / "s_pub.pt", steps=1,
+          **dict(run, lr=1e-12, config=None))
+    tuned = torch.load(tmp_path / "f.pt", weights_only=True)["model"]
+    assert all(torch.allclose(tuned[k], start[k], atol=1e-8) for k in start)
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        train("dit", "mnist", 1, tmp_path / "g.pt", steps=0, **run)
