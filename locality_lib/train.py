@@ -15,7 +15,8 @@ receives the slim EMA checkpoint (:func:`locality_lib.epsilon.save_checkpoint`) 
 ``--snapshot-every N`` also publishes one every N steps into ``--snapshot-dir`` (``step000500.pt``, ...),
 to see how the fields settle during training. ``--transform`` plants the W or shuffles the pixels of every
 training image (:func:`locality_lib.data.make_transform`; its spec is saved in the metadata).
-``--init-from`` starts from a published checkpoint's EMA weights instead of a fresh network.
+``--init-from`` starts from a published checkpoint's EMA weights instead of a fresh network; the metadata's
+``total_steps`` and ``total_train_seconds`` then add the training behind that checkpoint.
 
 No augmentation (digits are not flip-symmetric); Adam with linear warm-up then cosine decay to 10 %;
 EMA decay ``min(decay, (1 + k) / (10 + k))`` at step k; gradient norm clipped at 1. Same seed, same
@@ -201,6 +202,12 @@ def train(
     else:
         st = TrainState.fresh(run, config, dev)
 
+    prior_seconds, prior_steps = 0.0, 0  # the training behind the init_from checkpoint, for the totals
+    if init_from is not None:
+        _, init_meta = load_checkpoint(init_from)
+        prior_seconds = init_meta.get("total_train_seconds", init_meta.get("train_seconds", 0.0))
+        prior_steps = init_meta.get("total_steps", init_meta.get("steps", 0))
+
     # -- data -----------------------------------------------------------------------------------------------
     schedule = DDPMSchedule()
     data = make_transform(transform)(load_dataset(dataset, "train", n=n_train, seed=seed)).to(dev)
@@ -237,7 +244,9 @@ def train(
         return dict(run, n_train=data.shape[0], schedule=dict(beta_start=schedule.beta_start,
                     beta_end=schedule.beta_end, num_steps=schedule.num_steps),
                     epochs=round(st.epoch + st.batch / steps_per_epoch, 3), planned_epochs=epochs, steps=st.step,
-                    num_parameters=net.num_parameters(), final_loss=_recent(st.losses), train_seconds=round(st.seconds, 1), torch=str(torch.__version__),
+                    num_parameters=net.num_parameters(), final_loss=_recent(st.losses), train_seconds=round(st.seconds, 1),
+                    total_train_seconds=round(prior_seconds + st.seconds, 1), total_steps=prior_steps + st.step,
+                    torch=str(torch.__version__),
                     saved=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
 
     def save():

@@ -122,8 +122,9 @@ def test_steps_snapshots_and_init_from(tmp_path):
     assert again["steps"] == 5
     # a fine-tune starts from the checkpoint's EMA weights (with a vanishing learning rate it stays there)
     start = EpsilonDenoiser.from_checkpoint(tmp_path / "s_pub.pt").net.state_dict()
-    train("dit", "mnist", 1, tmp_path / "f.pt", init_from=tmp_path / "s_pub.pt", steps=1,
-          **dict(run, lr=1e-12, config=None))
+    tuned_meta = train("dit", "mnist", 1, tmp_path / "f.pt", init_from=tmp_path / "s_pub.pt", steps=1,
+                       **dict(run, lr=1e-12, config=None))
+    assert tuned_meta["steps"] == 1 and tuned_meta["total_steps"] == 6  # 5 behind the checkpoint
     tuned = torch.load(tmp_path / "f.pt", weights_only=True)["model"]
     assert all(torch.allclose(tuned[k], start[k], atol=1e-8) for k in start)
     with pytest.raises(ValueError, match="steps must be a positive int"):
