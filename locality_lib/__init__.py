@@ -5,11 +5,14 @@ Every model follows one contract: ``den(x_t, t) -> x0_hat`` with ``x_t`` a float
 """
 from .base import Denoiser, TrainingSetDenoiser
 from .compare import Comparison, compare_models
-from .data import DATASETS, data_root, load_dataset
+from .data import DATASETS, data_root, load_dataset, plant_pattern, shuffle_pixels, unshuffle_pixels
+from .dit import DiT, DiTConfig
+from .epsilon import EpsilonDenoiser
 from .locality import PAPER_DIAG_FLOOR, PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
 from .metrics import mse, nearest_train, pearson_r, r2
 from .nearest import NearestDenoiser
 from .optimal import OptimalDenoiser
+from .pretrained import PRETRAINED, on_grid, pretrained
 from .patches import ELSDenoiser, LSDenoiser, PatchPosteriorDenoiser, calibrate_patch_sizes
 from .sampling import DDIMResult, ddim_sample
 from .schedule import DDPMSchedule
@@ -23,7 +26,8 @@ __all__ = [
     "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "dataset_statistics", "Denoiser", "LocalityDenoiser",
     "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
-    "UNet", "UNetConfig", "UNetDenoiser",
+    "UNet", "UNetConfig", "UNetDenoiser", "DiT", "DiTConfig", "EpsilonDenoiser", "PRETRAINED", "pretrained", "on_grid",
+    "plant_pattern", "shuffle_pixels", "unshuffle_pixels",
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "nearest_train", "pearson_r", "r2",
 ]
 

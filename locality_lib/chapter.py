@@ -25,6 +25,7 @@ MODEL_COLORS = {
     "els": "#8c564b",
     "patch": "#e377c2",
     "data": "#7f7f7f",
+    "dit": "#ff7f0e",
 }
 
 

@@ -14,9 +14,22 @@
   correlation kernel (options ``size=16``, ``length=2.0`` pixels, ``std=0.3``, ``num=10000``).
 
 ``n=None`` returns the whole split in its own order; ``n=k`` a random subset of k drawn with ``seed``.
+
+Transforms that change a data set's pixel correlations (chapter 4b trains networks on them):
+
+* ``plant_pattern(x, amplitude=2.0, seed=0)`` -- ``x_i + a_i w`` with ``w = w_mask()`` a W-shaped 0/1 mask
+  in the top-left corner and ``a_i ~ U(0, amplitude)`` one amplitude per image (image ``i`` of ``x`` gets
+  the ``i``-th draw of a generator seeded with ``seed``). With ``a`` independent of the images the
+  covariance becomes ``Sigma + Var(a) w w^T`` (``Var(a) = amplitude^2 / 12``) and the mean ``mu + E[a] w``:
+  a rank-one block on the W pixels; no other entry changes.
+* ``shuffle_pixels(x, seed=0)`` -- ``y[:, j] = x[:, perm[j]]`` over the flat ``C*H*W`` pixels with a fixed
+  permutation ``perm = pixel_permutation(D, seed)``; ``unshuffle_pixels`` is its inverse (use it to carry
+  a field or an image of the shuffled data back to the grid). Covariance ``Sigma[perm][:, perm]``.
+* ``make_transform(spec)`` -- the callable for a spec ``{"name": "none" | "w" | "shuffled", **params}``.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -24,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["load_dataset", "data_root", "DATASETS"]
+__all__ = ["load_dataset", "data_root", "DATASETS", "w_mask", "plant_pattern", "pixel_permutation",
+           "shuffle_pixels", "unshuffle_pixels", "make_transform", "TRANSFORMS"]
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "natural_patches", "faces", "gaussian_field")
 _TORCHVISION = {"mnist": ("MNIST", "MNIST/raw"), "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw"),
@@ -153,3 +167,99 @@ def load_dataset(name: str, split: str = "train", n: int | None = None, seed: in
         g = torch.Generator().manual_seed(int(seed))
         x = x[torch.randperm(x.shape[0], generator=g)[:n]]
     return x.contiguous()
+
+
+# -- transforms that change the pixel correlations ------------------------------------------------------
+
+#: The W: rows 0..4 of a 5 x 9 box, ``1`` on four strokes (0,0)-(4,2)-(0,4)-(4,6)-(0,8).
+_W_ROWS = ((0, 4, 8), (0, 4, 8), (1, 3, 5, 7), (1, 3, 5, 7), (2, 6))
+
+
+def w_mask(shape=(1, 28, 28), top: int = 1, left: int = 1) -> torch.Tensor:
+    """A W-shaped 0/1 mask ``[C, H, W]`` float32 (16 pixels in a 5 x 9 box at ``(top, left)``, every channel).
+
+    The default corner (rows 1-5, columns 1-9 of a 28 x 28 image) is background in MNIST: a stroke
+    crosses the W in about 4 % of the training digits (mostly on its bottom row).
+    """
+    c, h, w = shape
+    if top < 0 or left < 0 or top + 5 > h or left + 9 > w:
+        raise ValueError(f"the 5 x 9 W at (top={top}, left={left}) does not fit in an image of shape {tuple(shape)}")
+    m = torch.zeros(shape)
+    for r, cols in enumerate(_W_ROWS):
+        m[:, top + r, [left + k for k in cols]] = 1.0
+    return m
+
+
+def plant_pattern(x: torch.Tensor, amplitude: float = 2.0, seed: int = 0, mask: torch.Tensor | None = None):
+    """``x_i + a_i w`` for images ``x [N, C, H, W]``; ``a_i ~ U(0, amplitude)`` from ``seed``, ``w = w_mask`` by default.
+
+    The same ``(x, seed)`` gives the same output; image ``i`` always gets draw ``i``. With the default
+    amplitude 2 a background pixel (-1) of MNIST becomes ``-1 + a_i`` in ``[-1, 1]``; only where a stroke
+    crosses the W can a pixel exceed 1 (at most ``1 + amplitude``). Nothing is clipped (clipping would
+    break the rank-one covariance change).
+    """
+    check = x.ndim == 4 and x.dtype.is_floating_point
+    if not check:
+        raise ValueError(f"x must be a float tensor [N, C, H, W], got {x.dtype} of shape {tuple(x.shape)}")
+    if not amplitude > 0:
+        raise ValueError(f"amplitude must be positive, got {amplitude!r}")
+    w = w_mask(tuple(x.shape[1:])) if mask is None else mask
+    if tuple(w.shape) != tuple(x.shape[1:]):
+        raise ValueError(f"mask has shape {tuple(w.shape)}, the images {tuple(x.shape[1:])}")
+    a = torch.rand(x.shape[0], generator=torch.Generator().manual_seed(int(seed)), dtype=torch.float64)
+    return x + (amplitude * a).to(x.dtype).view(-1, 1, 1, 1) * w.to(x.device, x.dtype)
+
+
+def pixel_permutation(d: int, seed: int = 0) -> torch.Tensor:
+    """A fixed permutation ``perm [d]`` (long) of the flat pixel indices, from ``seed``."""
+    return torch.randperm(int(d), generator=torch.Generator().manual_seed(int(seed)))
+
+
+def _flat_images(x: torch.Tensor, name: str) -> torch.Tensor:
+    if x.ndim < 2:
+        raise ValueError(f"{name}: expected images [..., C, H, W] or flat [..., D], got shape {tuple(x.shape)}")
+    return x
+
+
+def shuffle_pixels(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``y[..., j] = x[..., perm[j]]`` over the last three axes ``(C, H, W)`` flattened; same shape as ``x``."""
+    x = _flat_images(x, "shuffle_pixels")
+    shape = x.shape[-3:] if x.ndim >= 3 else x.shape[-1:]
+    flat = x.reshape(*x.shape[: x.ndim - len(shape)], -1)
+    perm = pixel_permutation(flat.shape[-1], seed).to(x.device)
+    return flat[..., perm].reshape(x.shape)
+
+
+def unshuffle_pixels(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Inverse of :func:`shuffle_pixels`: ``x[..., perm[j]] = y[..., j]``; carries fields back to the grid."""
+    y = _flat_images(y, "unshuffle_pixels")
+    shape = y.shape[-3:] if y.ndim >= 3 else y.shape[-1:]
+    flat = y.reshape(*y.shape[: y.ndim - len(shape)], -1)
+    perm = pixel_permutation(flat.shape[-1], seed).to(y.device)
+    out = torch.empty_like(flat)
+    out[..., perm] = flat
+    return out.reshape(y.shape)
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """No transform: the data as loaded."""
+    return x
+
+
+TRANSFORMS = {"none": _identity, "w": plant_pattern, "shuffled": shuffle_pixels}
+
+
+def make_transform(spec=None):
+    """The callable ``x -> transformed x`` for ``spec``: ``None`` or ``{"name": ..., **params}`` (see ``TRANSFORMS``).
+
+    ``{"name": "w", "amplitude": 2.0, "seed": 0}`` is ``functools.partial(plant_pattern, amplitude=2.0, seed=0)``.
+    """
+    spec = dict(spec or {"name": "none"})
+    name = spec.pop("name", None)
+    if name not in TRANSFORMS:
+        raise ValueError(f"unknown transform {name!r}; expected one of {', '.join(TRANSFORMS)}")
+    if name == "none":
+        if spec:
+            raise ValueError(f"the 'none' transform takes no parameters, got {sorted(spec)}")
+        return _identity
+    return functools.partial(TRANSFORMS[name], **spec)

@@ -5,6 +5,9 @@ the locality paper, Sec. 4), the map of input pixels an output pixel ``m`` liste
   (UNet, Wiener, optimal, ...); input dependent in general.
 * ``wiener_sensitivity_field(wiener, t, pixels)`` -- closed form for the Wiener filter: rows of
   ``W_t / sqrt(abar_t)``, the same for every input.
+* ``field_agreement(den, wiener, x0, timesteps, pixels)`` -- how closely a network's fields follow the
+  Wiener filter's: cosines, widths (``field_width``) and, for a planted pattern, the share of each field
+  on the pattern (``mask_share``), over many held-out inputs.
 
 ``pixels`` is an int or a sequence of flat indices into ``C*H*W`` (``m = (c*H + h)*W + w``), a
 sequence of ``(c, h, w)`` tuples, or a 1-D integer tensor; ``P`` is their number.
@@ -15,7 +18,8 @@ import torch
 
 from ._checks import check_images, check_timestep
 
-__all__ = ["sensitivity_field", "wiener_sensitivity_field", "pixel_indices"]
+__all__ = ["sensitivity_field", "wiener_sensitivity_field", "pixel_indices", "field_width", "mask_share",
+           "field_agreement"]
 
 
 def pixel_indices(pixels, shape: tuple[int, int, int]) -> torch.Tensor:
@@ -89,3 +93,81 @@ def wiener_sensitivity_field(wiener, t: int, pixels) -> torch.Tensor:
     check_timestep(t, wiener.schedule.num_steps)
     idx = pixel_indices(pixels, wiener.shape)
     return wiener.jacobian(int(t))[idx].reshape(idx.numel(), *wiener.shape)
+
+
+def field_width(fields: torch.Tensor, pixels, shape: tuple[int, int, int]) -> torch.Tensor:
+    """RMS distance of each field from its output pixel: ``sqrt(sum_n |r_n - r_m|^2 F_n^2 / sum_n F_n^2)``.
+
+    fields: ``[..., P, C*H*W]`` (or ``[..., P, C, H, W]``), row ``p`` the field of pixel ``m_p``; ``r_n`` is
+    the ``(h, w)`` position of input pixel ``n`` (channels share it). Returns ``[..., P]`` float64, in pixels.
+    """
+    c, h, w = shape
+    idx = pixel_indices(pixels, shape)
+    n = torch.arange(c * h * w)
+    rows, cols = (n % (h * w)) // w, n % w
+    qr, qc = (idx % (h * w)) // w, idx % w
+    r2 = ((rows[None] - qr[:, None]) ** 2 + (cols[None] - qc[:, None]) ** 2).double()  # [P, D]
+    f2 = fields.reshape(*fields.shape[: fields.ndim - (3 if fields.shape[-3:] == shape else 1)], -1).double().pow(2)
+    return ((f2 * r2.to(f2.device)).sum(-1) / f2.sum(-1)).sqrt()
+
+
+def mask_share(fields: torch.Tensor, pixels, shape: tuple[int, int, int], mask: torch.Tensor, near: int = 1):
+    """Share of ``|F|`` on the ``mask`` pixels farther than ``near`` (Chebyshev) from the output pixel.
+
+    ``sum_{n in mask, max(|dr|, |dc|) > near} |F_n| / sum_n |F_n|`` for fields ``[..., P, C*H*W]``
+    (or ``[..., P, C, H, W]``) and a 0/1 ``mask [C, H, W]``; returns ``[..., P]`` float64. It measures
+    how much of a field sits on a far-away planted pattern rather than around its own pixel.
+    """
+    c, h, w = shape
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"mask has shape {tuple(mask.shape)}, expected the image shape {tuple(shape)}")
+    idx = pixel_indices(pixels, shape)
+    n = torch.arange(c * h * w)
+    rows, cols = (n % (h * w)) // w, n % w
+    qr, qc = (idx % (h * w)) // w, idx % w
+    far = torch.maximum((rows[None] - qr[:, None]).abs(), (cols[None] - qc[:, None]).abs()) > near  # [P, D]
+    keep = (far & (mask.reshape(-1)[None] > 0)).double()
+    a = fields.reshape(*fields.shape[: fields.ndim - (3 if fields.shape[-3:] == shape else 1)], -1).double().abs()
+    return (a * keep.to(a.device)).sum(-1) / a.sum(-1)
+
+
+def field_agreement(denoiser, wiener, x0: torch.Tensor, timesteps, pixels, mask: torch.Tensor | None = None,
+                    near: int = 1, seed: int = 0, progress: bool = True) -> dict:
+    """How closely a denoiser's sensitivity fields follow the Wiener filter's, across noise levels.
+
+    For each ``t`` in ``timesteps`` the held-out images ``x0 [B, C, H, W]`` are noised with one fixed draw
+    (generator ``seed``; the same draw at every t), ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``, and
+    for every output pixel ``m_p`` in ``pixels``: the network's field ``J[b, p]`` (autograd, one backward
+    pass per pixel over the batch) and the Wiener field ``F[p]`` (closed form, the same for every input).
+    Returns float64 tensors (``T`` timesteps, ``P`` pixels, means over the ``B`` inputs):
+
+    * ``"t"`` ``[T]``; ``"cosine"`` ``[T, P]``: mean over b of ``<J[b,p], F[p]> / (|J[b,p]| |F[p]|)``;
+      ``"cosine_all"`` ``[T, B, P]`` before the mean;
+    * ``"width"`` / ``"wiener_width"`` ``[T, P]``: :func:`field_width` of ``J`` (mean over b) and of ``F``;
+    * with ``mask``: ``"mask_share"`` / ``"wiener_mask_share"`` ``[T, P]``: :func:`mask_share`.
+
+    ``wiener`` must be built on the denoiser's own training data (same transform). The paper's protocol
+    uses many held-out inputs; pass at least 64 for the book's numbers.
+    """
+    from tqdm.auto import tqdm
+
+    shape = tuple(x0.shape[1:])
+    ts = [int(check_timestep(t)) for t in timesteps]
+    if not ts:
+        raise ValueError("timesteps is empty; give at least one t")
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)
+    out = {k: [] for k in ("cosine_all", "width", "wiener_width", "mask_share", "wiener_mask_share")}
+    for t in tqdm(ts, desc=f"fields of {type(denoiser).__name__}", disable=not progress):
+        x_t = wiener.schedule.add_noise(x0, t, eps)
+        j = sensitivity_field(denoiser, x_t, t, pixels).flatten(2).double()  # [B, P, D]
+        f = wiener_sensitivity_field(wiener, t, pixels).flatten(1)  # [P, D]
+        out["cosine_all"].append((j * f).sum(-1) / (j.norm(dim=-1) * f.norm(dim=-1)))
+        out["width"].append(field_width(j, pixels, shape).mean(0))
+        out["wiener_width"].append(field_width(f, pixels, shape))
+        if mask is not None:
+            out["mask_share"].append(mask_share(j, pixels, shape, mask, near).mean(0))
+            out["wiener_mask_share"].append(mask_share(f, pixels, shape, mask, near))
+    res = {k: torch.stack(v) for k, v in out.items() if v}
+    res["cosine"] = res["cosine_all"].mean(1)
+    res["t"] = torch.tensor(ts)
+    return res

@@ -2,35 +2,33 @@
 
 The network predicts the noise: ``eps_theta(x_t, t)`` for ``x_t: [B, C, H, W]``, ``t: [B]`` long.
 ``UNetDenoiser`` turns it into the library contract ``den(x_t, t) -> x0_hat`` with
-``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)`` -- the only place in the
-library where an epsilon prediction is converted.
+``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)`` through the conversion every
+epsilon network shares (:mod:`locality_lib.epsilon`).
 
 Layout: sinusoidal timestep embedding + MLP; per resolution ``num_res_blocks`` residual blocks
 (GroupNorm, SiLU, 3x3 conv, timestep bias, dropout) with skip connections; stride-2 conv down and
 nearest-neighbour up sampling (28 -> 14 -> 7 for ``channel_mults = (1, 2, 2)``); a middle block
 (residual, self-attention, residual) at the lowest resolution.
 
-Checkpoints (``save_checkpoint`` / ``UNetDenoiser.from_checkpoint``) are dicts
-``{"format", "config", "ema", "meta"}``: the UNet config, the EMA weights (float32) and metadata
-(dataset, schedule, epochs, steps, parameter count, final loss, training time, seed).
+Checkpoints (``save_checkpoint`` / ``UNetDenoiser.from_checkpoint``, both from :mod:`locality_lib.epsilon`)
+are dicts ``{"format", "arch", "config", "ema", "meta"}``: the UNet config, the EMA weights (float32) and
+metadata (dataset, schedule, epochs, steps, parameter count, final loss, training time, seed).
 """
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Denoiser
+from .epsilon import EpsilonDenoiser, save_checkpoint
 from .schedule import DDPMSchedule
 
 __all__ = ["UNet", "UNetConfig", "UNetDenoiser", "save_checkpoint", "CHECKPOINT_DIR", "PRETRAINED"]
 
-CHECKPOINT_FORMAT = "locality-unet-v1"
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 PRETRAINED = ("mnist", "fashion_mnist")
 
@@ -123,6 +121,8 @@ class AttnBlock(nn.Module):
 class UNet(nn.Module):
     """``UNet(config)(x_t [B, C, H, W], t [B] long) -> eps_hat [B, C, H, W]``."""
 
+    ARCH = "unet"
+
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
         cfg = config if config is not None else UNetConfig()
@@ -174,97 +174,35 @@ class UNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-class UNetDenoiser(Denoiser):
-    """``UNetDenoiser(net, schedule)``; ``den(x_t, t) -> x0_hat = (x_t - sqrt(1-abar_t) eps) / sqrt(abar_t)``.
+class UNetDenoiser(EpsilonDenoiser):
+    """``UNetDenoiser(net, schedule)``: an :class:`~locality_lib.epsilon.EpsilonDenoiser` whose net is a :class:`UNet`.
 
-    Differentiable in ``x_t`` (wrap calls in ``torch.no_grad()`` where gradients are not needed).
-    The net is put in eval mode (no dropout) and moved to the device of ``x_t`` when needed.
+    ``den(x_t, t) -> x0_hat = (x_t - sqrt(1-abar_t) eps) / sqrt(abar_t)``; differentiable in ``x_t``.
     ``meta``: the checkpoint's metadata (``{}`` for a net built in memory).
     """
+
+    _label = "UNet"
 
     def __init__(self, net: UNet, schedule: DDPMSchedule | None = None, meta: dict | None = None):
         if not isinstance(net, UNet):
             raise ValueError(f"net must be a locality_lib.unet.UNet, got {type(net).__name__}")
-        self.net = net.eval()
-        self.schedule = schedule if schedule is not None else DDPMSchedule()
-        cfg = net.config
-        self.shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
-        self.meta = dict(meta or {})
-
-    def __repr__(self) -> str:
-        name = self.meta.get("dataset", "in-memory")
-        return f"UNetDenoiser({name}, {self.net.num_parameters():,} parameters, shape={self.shape})"
-
-    def _denoise(self, x_t, t):
-        param = next(self.net.parameters())
-        if param.device != x_t.device:
-            self.net.to(x_t.device)
-        ab = self.schedule.abar(t)
-        tt = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)
-        eps = self.net(x_t.to(param.dtype), tt).to(x_t.dtype)  # the net's precision (float32 unless .double())
-        return (x_t - (1 - ab) ** 0.5 * eps) / ab**0.5
+        super().__init__(net, schedule, meta)
 
     @classmethod
-    def from_checkpoint(cls, path, dataset: str | None = None, map_location="cpu") -> "UNetDenoiser":
-        """Load a checkpoint written by :func:`save_checkpoint` (or by ``python -m locality_lib.train``).
+    def from_checkpoint(cls, path, dataset: str | None = None, map_location="cpu", arch: str | None = "unet"):
+        """Load a UNet checkpoint written by :func:`save_checkpoint` (or by ``python -m locality_lib.train``).
 
         ``dataset``: if given, the checkpoint must have been trained on it. Raises ``FileNotFoundError``
         for a missing file and ``ValueError`` (naming the file) for an unreadable, truncated or mismatched one.
         """
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"UNet checkpoint not found: {path}. Train one with "
-                f"`python -m locality_lib.train --dataset <name> --epochs N --out runs/<name>_state.pt --publish {path}`"
-            )
-        try:
-            ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:
-            raise ValueError(f"could not read UNet checkpoint {path}: the file is truncated or not a "
-                             f"checkpoint ({type(err).__name__}: {err})") from None
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a locality UNet checkpoint (expected a dict with format "
-                             f"{CHECKPOINT_FORMAT!r}); a training state file? publish it with save_checkpoint")
-        missing = [k for k in ("config", "ema", "meta") if k not in ckpt]
-        if missing:
-            raise ValueError(f"UNet checkpoint {path} lacks the entries {missing}")
-        meta = ckpt["meta"]
-        if dataset is not None and meta.get("dataset") != dataset:
-            raise ValueError(f"UNet checkpoint {path} was trained on {meta.get('dataset')!r}, not on {dataset!r}")
-        try:
-            net = UNet(UNetConfig(**ckpt["config"]))
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"UNet checkpoint {path} has an invalid config {ckpt['config']}: {err}") from None
-        try:
-            net.load_state_dict({k: v.float() for k, v in ckpt["ema"].items()})
-        except (RuntimeError, AttributeError) as err:
-            raise ValueError(f"UNet checkpoint {path}: the weights do not match its config ({err})") from None
-        sched = meta.get("schedule", {})
-        schedule = DDPMSchedule(**sched) if sched else DDPMSchedule()
-        return cls(net, schedule, meta)
+        return super().from_checkpoint(path, dataset, map_location, arch="unet")
 
     @classmethod
     def from_pretrained(cls, name: str, map_location="cpu") -> "UNetDenoiser":
-        """The UNet trained for the book on ``"mnist"`` or ``"fashion_mnist"`` (``locality_lib/checkpoints/<name>.pt``)."""
+        """The UNet trained for the book on ``"mnist"`` or ``"fashion_mnist"`` (``locality_lib/checkpoints/<name>.pt``).
+
+        The other shipped networks load with :func:`locality_lib.pretrained`.
+        """
         if name not in PRETRAINED:
             raise ValueError(f"no pretrained UNet named {name!r}; expected one of {', '.join(PRETRAINED)}")
         return cls.from_checkpoint(CHECKPOINT_DIR / f"{name}.pt", dataset=name, map_location=map_location)
-
-
-def save_checkpoint(path, net: UNet, ema_state: dict, meta: dict) -> None:
-    """Write ``{"format", "config", "ema", "meta"}`` to ``path`` atomically (temporary file, then rename).
-
-    ``ema_state``: a state dict for ``net`` (the EMA weights), stored as float32.
-    ``meta`` should hold the dataset, schedule parameters, epochs, steps, loss, time and seed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "format": CHECKPOINT_FORMAT,
-        "config": asdict(net.config),
-        "ema": {k: v.detach().float().cpu().clone() for k, v in ema_state.items()},
-        "meta": dict(meta, num_parameters=net.num_parameters()),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)

@@ -55,3 +55,104 @@ def test_bad_dataset_requests(tmp_path):
     with pytest.raises(FileNotFoundError, match="LOCALITY_DATA_DIR") as err:
         load_dataset("mnist", root=tmp_path)
     assert str(tmp_path) in str(err.value)
+
+
+# -- transforms: the planted W and shuffled pixels ------------------------------------------------------
+
+def _cov(x):
+    z = x.flatten(1).double()
+    z = z - z.mean(0)
+    return z.T @ z / (z.shape[0] - 1)
+
+
+def test_w_mask_is_a_w_in_the_corner():
+    from locality_lib.data import w_mask
+
+    m = w_mask()
+    assert m.shape == (1, 28, 28) and m.sum() == 16 and set(m.unique().tolist()) == {0.0, 1.0}
+    rows, cols = m[0].nonzero().T
+    assert rows.min() == 1 and rows.max() == 5 and cols.min() == 1 and cols.max() == 9
+    assert torch.equal(m[0, 1:6, 1:10], m[0, 1:6, 1:10].flip(1))  # symmetric like a W
+    assert m[0, 5].sum() == 2 and m[0, 1].sum() == 3  # two bottom tips, three top ends
+    with pytest.raises(ValueError, match="does not fit"):
+        w_mask(top=24)
+
+
+def test_plant_pattern_adds_exactly_a_rank_one_block_to_constant_data():
+    """On constant images the planted data's covariance is s_a^2 w w^T, s_a^2 the sample variance of the a_i."""
+    from locality_lib.data import plant_pattern, w_mask
+
+    x = torch.full((500, 1, 28, 28), -1.0, dtype=torch.float64)
+    y = plant_pattern(x, amplitude=2.0, seed=3)
+    a = 2.0 * torch.rand(500, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    w = w_mask().flatten().double()
+    torch.testing.assert_close(_cov(y), a.var() * torch.outer(w, w), rtol=0, atol=1e-12)
+    torch.testing.assert_close(y.mean(0).flatten(), -1 + a.mean() * w, rtol=0, atol=1e-12)
+
+
+def test_plant_pattern_on_mnist_changes_only_the_w_rows_and_columns():
+    from locality_lib.data import plant_pattern, w_mask
+
+    x = load_dataset("mnist", n=20000, seed=0).double()
+    y = plant_pattern(x)
+    d = _cov(y) - _cov(x)
+    on = w_mask().flatten() > 0
+    assert d[~on][:, ~on].abs().max() == 0  # pixels off the W: untouched, to the last bit
+    block = d[on][:, on]
+    # the W block gains Var(a) = 2^2 / 12 plus sampling cross terms (a independent of the digits)
+    assert (block - 4 / 12).abs().max() < 0.03
+    assert y.min() == -1 and y.max() <= 3 and (y > 1).any(dim=(1, 2, 3)).float().mean() < 0.05
+
+
+def test_plant_pattern_is_seeded_per_image_and_checks_its_input():
+    from locality_lib.data import plant_pattern
+
+    x = load_dataset("mnist", split="test", n=50, seed=2)
+    assert torch.equal(plant_pattern(x, seed=1), plant_pattern(x, seed=1))
+    assert not torch.equal(plant_pattern(x, seed=1), plant_pattern(x, seed=2))
+    assert torch.equal(plant_pattern(x[:7], seed=1), plant_pattern(x, seed=1)[:7])  # image i gets draw i
+    with pytest.raises(ValueError, match="amplitude must be positive"):
+        plant_pattern(x, amplitude=0.0)
+    with pytest.raises(ValueError, match=r"float tensor \[N, C, H, W\]"):
+        plant_pattern(x[0])
+
+
+def test_shuffle_pixels_round_trip_and_is_a_permutation():
+    from locality_lib.data import pixel_permutation, shuffle_pixels, unshuffle_pixels
+
+    x = load_dataset("mnist", split="test", n=20, seed=0)
+    y = shuffle_pixels(x, seed=5)
+    assert torch.equal(unshuffle_pixels(y, seed=5), x) and not torch.equal(y, x)
+    assert torch.equal(y.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+    perm = pixel_permutation(784, seed=5)
+    assert torch.equal(y.flatten(1), x.flatten(1)[:, perm])
+    assert torch.equal(unshuffle_pixels(y.flatten(1), seed=5), x.flatten(1))  # flat rows work too
+    assert not torch.equal(shuffle_pixels(x, seed=6), y)
+
+
+def test_wiener_of_shuffled_data_is_the_shuffled_wiener():
+    """Permuting pixels permutes the covariance (P Sigma P^T), so W_t' = P W_t P^T: denoising shuffled
+    images with the shuffled data's filter equals shuffling the plain filter's output."""
+    from locality_lib import DDPMSchedule, WienerDenoiser
+    from locality_lib.data import shuffle_pixels, unshuffle_pixels
+
+    train = load_dataset("mnist", n=3000, seed=0)
+    schedule = DDPMSchedule()
+    plain, shuffled = WienerDenoiser(train, schedule), WienerDenoiser(shuffle_pixels(train), schedule)
+    x_t = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    for t in (50, 500):
+        torch.testing.assert_close(shuffled(shuffle_pixels(x_t), t), shuffle_pixels(plain(x_t, t)), rtol=0, atol=1e-8)
+        torch.testing.assert_close(unshuffle_pixels(shuffled(shuffle_pixels(x_t), t)), plain(x_t, t), rtol=0, atol=1e-8)
+
+
+def test_make_transform_rebuilds_the_saved_transforms():
+    from locality_lib.data import make_transform, plant_pattern, shuffle_pixels
+
+    x = load_dataset("mnist", split="test", n=5, seed=0)
+    assert make_transform(None)(x) is x and make_transform({"name": "none"})(x) is x
+    assert torch.equal(make_transform({"name": "w", "amplitude": 1.5, "seed": 2})(x), plant_pattern(x, 1.5, 2))
+    assert torch.equal(make_transform({"name": "shuffled", "seed": 4})(x), shuffle_pixels(x, 4))
+    with pytest.raises(ValueError, match="unknown transform 'blur'; expected one of none, w, shuffled"):
+        make_transform({"name": "blur"})
+    with pytest.raises(ValueError, match="takes no parameters"):
+        make_transform({"name": "none", "seed": 1})
