@@ -9,8 +9,8 @@ direct float32 differences per chunk of 512, with the float64 direct differences
 
 Sets: MNIST (N = 60,000, t = 900, 800, ..., 0, tau = 0.005) and natural_patches 3x32x32 (N = 10,000,
 t = 900, 500, 100, tau = 0.05), 8 test queries. Each set runs in its own subprocess (its own peak RSS);
-fast and baseline alternate, ``--repeats`` rounds, and the tables give the best round and the spread
-(max / min - 1) of each. Per step, where the kernel's time goes (its threads' seconds per phase).
+each of ``--repeats`` rounds times the fast path at every t, then the baseline at every t; the tables give
+the best round and the spread (max / min - 1) of each, and the total's ratio per round. Per step, where the kernel's time goes (its threads' seconds per phase).
 
 Usage: ``python benchmarks/bench_locality.py [--threads 2] [--repeats 2] [--no-reference] [--only mnist]``;
 ``LOCALITY_BENCH_N_MNIST`` / ``LOCALITY_BENCH_N_PATCHES`` shrink N for a quick run.

@@ -18,13 +18,26 @@ Fast exact evaluation (``method="runs"``, the default). The logits need
 ``d[m, i] = sum_n M[m, n] sq_i[n]`` with ``sq_i = (x_t - sqrt(abar_t) y_i)^2`` for every training image
 i (and query) and output pixel m; the plain formulation (``method="dense"``, kept as the reference)
 does ``M @ sq`` as one dense product. The masks are binary, and in the flat ``(C, H, W)`` pixel order
-each row of M is a few runs of consecutive ones (about one per image row it spans). With the
-inclusive prefix sums ``P = cumsum(sq)`` a run ``s..e`` sums to ``P[e] - P[s-1]``: two terms however
+each row of M is runs of consecutive ones (on MNIST about 30-45 runs of ~8 pixels at high noise). With
+the inclusive prefix sums ``P = cumsum(sq)`` a run ``s..e`` sums to ``P[e] - P[s-1]``: two terms however
 long it is. Each row uses runs of ones, or (when cheaper) the total ``P[D-1]`` minus the runs of its
 complement, and short runs stay plain sums; the terms form a sparse (CSR) matrix applied to ``[sq; P]``.
-In float64 the differences of prefix sums lose about ``1e-16 * P[D-1]`` each: far below 1e-4.
-When every mask is the same (all ones at high noise) one logit per image serves every pixel.
-The softmax runs pixel-major (``[D, B, K]`` logits, training images last), chunk by chunk.
+When every mask is the same (all ones at high noise) one logit per image serves every pixel
+(``denoise_shared_mask``). Otherwise, on the CPU, the compiled kernel of ``runs_kernel``
+(``denoise_fused``) does it all per tile of 16 training images, in cache: the squares, the prefix sums,
+the sparse sums of each *distinct* mask row (pixels with equal masks share one logit row and one
+exponential) and the streaming softmax update; nothing of size ``B * N * D`` is stored. On CUDA, and on
+a CPU without a C compiler, torch does the same in passes (``denoise_runs``: logits ``[D, B, K]``,
+pixel-major, chunk by chunk). On MPS (no float64, no sparse products) the dense path runs in float32.
+
+Precision. In float64 the differences of prefix sums lose about ``1e-16 * P[D-1]`` each: far below 1e-4.
+float32 sums would not be: a logit error ``delta`` moves an output by up to ``4 max|delta|`` (pixels in
+[-1, 1]), and a float32 prefix sum is off by up to ``6e-8 * P[D-1]`` (``P[D-1] ~ D`` at high noise),
+times ``|coef|`` and ~60 terms per row on MNIST: ~1e-3 at t = 900 already, and ``|coef| = 1/(2(1 - abar_t))``
+grows to 5000 at t = 0. So the kernel reads the float32 training set and sums in float64. (Expanding the
+square does not help: the query-only term cancels in the softmax and the training-only term could be
+cached per t, but the cross term ``sum_n M[m, n] x[n] y_i[n]`` needs the same sparse sums, and the
+squares are a few per cent of the kernel's time; ``benchmarks/bench_locality.py`` prints the profile.)
 """
 from __future__ import annotations
 
@@ -249,7 +262,8 @@ class LocalityDenoiser(TrainingSetDenoiser):
     row m = the input pixels output pixel m sees; channels are part of D = C*H*W).
     ``method="dense"`` is the plain formulation (one ``[B*K, D] @ [D, D]`` product per batch), kept
     as the reference for the fast ``"runs"`` path; both give the same answer. On MPS (no float64,
-    no sparse products) the dense path is used.
+    no sparse products) the dense path is used. ``.profile`` (``[4]`` float64) accumulates the seconds
+    the compiled kernel's threads spend in each of ``runs_kernel.PHASES``.
 
     ``stats`` (default: ``DataStatistics(train)``) gives the Wiener matrices the masks come from. The
     masks depend strongly on how many images the statistics see (the global maximum is set by the
