@@ -29,8 +29,9 @@ import torch
 from locality_lib import DDPMSchedule, OptimalDenoiser, WienerDenoiser, ddim_sample, load_dataset, mse, nearest_train
 from locality_lib.unet import UNetDenoiser
 
+from common import TIMESTEPS, held_out, noised_training
+
 ROOT = Path(__file__).resolve().parents[1]
-TIMESTEPS = (200, 400, 600)  # default noise levels of the table; the probe draws its noise in the same order
 
 
 def save_grid(path: Path, rows: list[tuple[str, torch.Tensor]], ncol: int):
@@ -48,24 +49,6 @@ def save_grid(path: Path, rows: list[tuple[str, torch.Tensor]], ncol: int):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def held_out(dataset: str, n_test: int, timesteps, seed: int = 0):
-    """The held-out test images ``[n_test, C, H, W]`` and, per timestep, their forward-noised copies: the
-    noise is drawn in ``timesteps`` order from one seeded generator (every script sees the same queries)."""
-    schedule = DDPMSchedule()
-    test = load_dataset(dataset, "test", n=n_test, seed=seed)
-    g = torch.Generator().manual_seed(seed)
-    noisy = {t: schedule.add_noise(test, t, torch.randn(test.shape, generator=g)) for t in timesteps}
-    return test, noisy, g
-
-
-def noised_training(train: torch.Tensor, n: int, t: int, seed: int = 0):
-    """The first ``n`` training images and their copies noised at ``t`` (generator ``seed + 1``): the
-    training-side twin of :func:`held_out`, to tell memorizing (lower error here) from underfitting."""
-    seen = train[:n]
-    noise = torch.randn(seen.shape, generator=torch.Generator().manual_seed(seed + 1))
-    return seen, DDPMSchedule().add_noise(seen, t, noise)
 
 
 def evaluate(dataset: str, n_test: int, n_samples: int, timesteps, seed: int = 0, checkpoints=None,

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from evaluate_unet import TIMESTEPS, held_out, noised_training
+from common import TIMESTEPS, held_out, noised_training
 from locality_lib import DDPMSchedule, OptimalDenoiser, load_dataset, mse
 from locality_lib.unet import UNetDenoiser
 

@@ -13,14 +13,14 @@ from .optimal import OptimalDenoiser
 from .patches import ELSDenoiser, LSDenoiser, PatchPosteriorDenoiser, calibrate_patch_sizes
 from .sampling import DDIMResult, ddim_sample
 from .schedule import DDPMSchedule
-from .statistics import DataStatistics
+from .statistics import DataStatistics, dataset_statistics
 from .unet import UNet, UNetConfig, UNetDenoiser
 from .wiener import WienerDenoiser
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "Denoiser", "LocalityDenoiser",
+    "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "dataset_statistics", "Denoiser", "LocalityDenoiser",
     "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
     "UNet", "UNetConfig", "UNetDenoiser",

@@ -7,23 +7,23 @@ from __future__ import annotations
 
 import torch
 
-from .base import TrainingSetDenoiser
 from .optimal import OptimalDenoiser
 
 __all__ = ["NearestDenoiser"]
 
 
-class NearestDenoiser(TrainingSetDenoiser):
-    """``NearestDenoiser(train, schedule)``; ``.nearest_index(x_t, t)`` gives the indices ``[B]``."""
+class NearestDenoiser(OptimalDenoiser):
+    """``NearestDenoiser(train, schedule, chunk_size=4096)``; ``.nearest_index(x_t, t)`` gives the indices ``[B]``.
+
+    The optimal denoiser's logits (the same chunked distances), keeping only the largest one.
+    """
 
     def __init__(self, train, schedule=None, chunk_size: int = 4096):
-        super().__init__(train, schedule, chunk_size)
-        self._scorer = OptimalDenoiser(self.train, self.schedule, chunk_size=chunk_size)
-        self._scorer._on_device = self._on_device
+        super().__init__(train, schedule, chunk_size=chunk_size)
 
     def nearest_index(self, x_t: torch.Tensor, t: int) -> torch.Tensor:
         best_l = best_i = None
-        for start, (lg, _) in zip(range(0, self.num_train, self.chunk_size), self._scorer.logits(x_t, t)):
+        for start, (lg, _) in zip(range(0, self.num_train, self.chunk_size), self.logits(x_t, t)):
             val, pos = lg.max(dim=1)
             pos = pos + start
             if best_l is None:

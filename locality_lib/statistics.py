@@ -3,13 +3,15 @@ and the Wiener matrix ``W_sigma = U diag(lambda / (lambda + sigma^2)) U^T``.
 
 Pixels that are constant over the whole training set ("dead" pixels, e.g. MNIST corners) are
 kept out of the eigendecomposition: their rows and columns of W are exactly zero, so float
-round-off in a null space cannot produce spurious entries (see DESIGN.md on the fragile threshold).
+round-off in a null space cannot produce spurious entries (chapter 6 of the book: the fragile threshold).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
-__all__ = ["DataStatistics"]
+__all__ = ["DataStatistics", "dataset_statistics"]
 
 
 class DataStatistics:
@@ -55,3 +57,11 @@ class DataStatistics:
         """``W = U diag(lambda / (lambda + sigma^2)) U^T``, ``[D, D]`` float64."""
         U = self.eigenvectors
         return (U * self.shrinkage(sigma2)) @ U.T
+
+
+@functools.lru_cache(maxsize=4)
+def dataset_statistics(name: str) -> DataStatistics:
+    """``DataStatistics`` of the whole training split of ``load_dataset(name)``, computed once per process."""
+    from .data import load_dataset
+
+    return DataStatistics(load_dataset(name))

@@ -1,4 +1,4 @@
-"""The Wiener filter: the best linear denoiser (DESIGN.md; Wang & Vastola).
+"""The Wiener filter: the best linear denoiser (Wang & Vastola 2024; Lukoianov et al. 2025, Sec. 3).
 
 With data mean ``mu`` and covariance ``Sigma = U diag(lambda) U^T``,
 ``x0_hat = mu + U diag(lambda / (lambda + sigma_t^2)) U^T (x_t / sqrt(abar_t) - mu)``, applied

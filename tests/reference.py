@@ -49,3 +49,15 @@ def locality_batchwise_dense(train, x_t, t, schedule, mask, batch_size: int, tem
         part = train[i : i + batch_size]
         out = out + locality_dense(part, x_t, t, schedule, mask, temperature) * (part.shape[0] / n)
     return out
+
+
+def paper_masks(W: torch.Tensor, tau: float, convention: str = "column", floor: float = 1e-6) -> torch.Tensor:
+    """The paper's mask rule, row by row: ``W~[n] = W[n] / W[n, n]`` unless ``|W[n, n]| < floor``
+    (then ``W~[n] = W[n]``); keep ``|W~| >= tau * max|W~|``; output m's mask is column m (or row m)."""
+    D = W.shape[0]
+    Wn = torch.empty_like(W)
+    for n in range(D):
+        d = float(W[n, n])
+        Wn[n] = W[n] if abs(d) < floor else W[n] / d
+    keep = Wn.abs() >= tau * Wn.abs().max()
+    return keep.T.clone() if convention == "column" else keep
