@@ -18,26 +18,42 @@ Fast exact evaluation (``method="runs"``, the default). The logits need
 ``d[m, i] = sum_n M[m, n] sq_i[n]`` with ``sq_i = (x_t - sqrt(abar_t) y_i)^2`` for every training image
 i (and query) and output pixel m; the plain formulation (``method="dense"``, kept as the reference)
 does ``M @ sq`` as one dense product. The masks are binary, and in the flat ``(C, H, W)`` pixel order
-each row of M is a few runs of consecutive ones (about one per image row it spans). With the
-inclusive prefix sums ``P = cumsum(sq)`` a run ``s..e`` sums to ``P[e] - P[s-1]``: two terms however
+each row of M is runs of consecutive ones (on MNIST about 30-45 runs of ~8 pixels at high noise). With
+the inclusive prefix sums ``P = cumsum(sq)`` a run ``s..e`` sums to ``P[e] - P[s-1]``: two terms however
 long it is. Each row uses runs of ones, or (when cheaper) the total ``P[D-1]`` minus the runs of its
 complement, and short runs stay plain sums; the terms form a sparse (CSR) matrix applied to ``[sq; P]``.
-In float64 the differences of prefix sums lose about ``1e-16 * P[D-1]`` each: far below 1e-4.
-When every mask is the same (all ones at high noise) one logit per image serves every pixel.
-The softmax runs pixel-major (``[D, B, K]`` logits, training images last), chunk by chunk.
+When every mask is the same (all ones at high noise) one logit per image serves every pixel
+(``denoise_shared_mask``). Otherwise, on the CPU, the compiled kernel of ``runs_kernel``
+(``denoise_fused``) does it all per tile of 16 training images, in cache: the squares, the prefix sums,
+the sparse sums of each *distinct* mask row (pixels with equal masks share one logit row and one
+exponential) and the streaming softmax update; nothing of size ``B * N * D`` is stored. On CUDA, and on
+a CPU without a C compiler, torch does the same in passes (``denoise_runs``: logits ``[D, B, K]``,
+pixel-major, chunk by chunk). On MPS (no float64, no sparse products) the dense path runs in float32.
+
+Precision. In float64 the differences of prefix sums lose about ``1e-16 * P[D-1]`` each: far below 1e-4.
+float32 sums would not be: a logit error ``delta`` moves an output by up to ``4 max|delta|`` (pixels in
+[-1, 1]), and a float32 prefix sum is off by up to ``6e-8 * P[D-1]`` (``P[D-1] ~ D`` at high noise),
+times ``|coef|`` and ~60 terms per row on MNIST: ~1e-3 at t = 900 already, and ``|coef| = 1/(2(1 - abar_t))``
+grows to 5000 at t = 0. So the kernel reads the float32 training set and sums in float64. (Expanding the
+square does not help: the query-only term cancels in the softmax and the training-only term could be
+cached per t, but the cross term ``sum_n M[m, n] x[n] y_i[n]`` needs the same sparse sums, and the
+squares are a few per cent of the kernel's time; ``benchmarks/bench_locality.py`` prints the profile.)
 """
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from . import runs_kernel
 from ._checks import check_choice, check_positive
 from .base import TrainingSetDenoiser, exact_dtype
 from .softmax import make_softmax_accumulator
 from .statistics import DataStatistics, dataset_statistics
 
-__all__ = ["LocalityDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "locality_masks", "denoise_dense", "denoise_shared_mask", "denoise_runs"]
+__all__ = ["LocalityDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "locality_masks", "denoise_dense", "denoise_shared_mask", "denoise_runs",
+           "denoise_fused"]
 
 #: Elements of the ``[D, B, K]`` logits per chunk in exact mode (a few MB: the passes stay in cache).
 _CHUNK_ELEMENTS = 2**19
@@ -102,11 +118,11 @@ def _run_terms(mask: torch.Tensor, sign: float):
 
 
 class _RunLogits:
-    """``coef * M @ sq`` (``[D, R]``) for one mask ``M [D, D]`` from the buffer ``[sq; cumsum(sq)]``
-    (``[2D, R]``; ``[D, R]`` when ``needs_prefix`` is False)."""
+    """``coef * M @ sq`` (``[R, C]``) for one mask ``M [R, D]`` from the buffer ``[sq; cumsum(sq)]``
+    (``[2D, C]``; ``[D, C]`` when ``needs_prefix`` is False)."""
 
     def __init__(self, mask: torch.Tensor, coef: float, device, dtype):
-        D = mask.shape[0]
+        R, D = mask.shape
         direct = _run_terms(mask, 1.0)
         comp = _run_terms(~mask, -1.0)
         use_comp = comp[3] + 1 < direct[3]  # total P[D-1] minus the complement's runs
@@ -115,14 +131,14 @@ class _RunLogits:
         parts.append((total_rows, torch.full_like(total_rows, 2 * D - 1), torch.ones(len(total_rows), dtype=torch.float64)))
         row, col, w = (torch.cat(p) for p in zip(*parts))
         order = torch.argsort(row * (2 * D) + col)  # CSR: by row, then column
-        counts = torch.bincount(row, minlength=D)
+        counts = torch.bincount(row, minlength=R)
         self.num_terms = len(row)
         self.needs_prefix = bool((col >= D).any())
         crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
         with warnings.catch_warnings():  # torch calls its sparse CSR support "beta"
             warnings.simplefilter("ignore")
             self.terms = torch.sparse_csr_tensor(crow, col[order], coef * w[order],
-                                                 (D, 2 * D if self.needs_prefix else D)).to(device, dtype)
+                                                 (R, 2 * D if self.needs_prefix else D)).to(device, dtype)
 
     def __call__(self, buf: torch.Tensor) -> torch.Tensor:
         return self.terms @ buf
@@ -185,6 +201,57 @@ def denoise_runs(x, yT, plan: "_RunLogits", ab: float, softmax: str = "exact", b
     return acc.result().T  # [D, B] -> [B, D]
 
 
+class _FusedPlan:
+    """The compiled kernel's plan for one mask ``M [D, D]``: its distinct rows as CSR terms over the rows
+    of ``[sq; P]`` (``coef`` folded in; ``crow``, ``col`` int32, ``w`` float64) and ``row [D]`` (int32),
+    the distinct row of each pixel (pixels with equal masks share one logit row)."""
+
+    def __init__(self, mask: torch.Tensor, coef: float):
+        rows, row = torch.unique(mask, dim=0, return_inverse=True)
+        terms = _RunLogits(rows, coef, "cpu", torch.float64).terms
+        self.crow, self.col = terms.crow_indices().int(), terms.col_indices().int()
+        self.w, self.row = terms.values().contiguous(), row.int()
+        self.num_rows, self.num_terms = rows.shape[0], self.col.shape[0]
+
+
+def denoise_fused(x, yT, plan: _FusedPlan, ab: float, softmax: str = "exact", batch_size: int = 512,
+                  threads: int | None = None, profile: torch.Tensor | None = None):
+    """The runs formula of ``denoise_runs`` in the compiled CPU kernel (``runs_kernel``), float64, every pass
+    fused: per tile of training images ``sq``, ``P = cumsum(sq)``, the sparse sums, the softmax update.
+
+    ``x [B, D]`` float64, ``yT [D, N]`` float32. ``threads`` (default ``torch.get_num_threads()``) threads
+    take disjoint ranges of training images (exact: one range each, merged by log-sum-exp; batchwise:
+    whole batches). ``profile [4]`` float64, when given, accumulates the threads' seconds per
+    ``runs_kernel.PHASES``. Returns ``[B, D]``.
+    """
+    B, D = x.shape
+    N = yT.shape[1]
+    threads = threads or torch.get_num_threads()
+    x = x.contiguous()
+    if softmax == "batchwise":
+        ranges = [(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
+    else:
+        cuts = [N * j // threads for j in range(threads + 1)]
+        ranges = [(lo, hi) for lo, hi in zip(cuts, cuts[1:]) if hi > lo]
+    profs = [torch.zeros(4, dtype=torch.float64) for _ in ranges]
+
+    def state(j):
+        lo, hi = ranges[j]
+        return runs_kernel.runs_softmax_state(x, yT, ab**0.5, plan.crow, plan.col, plan.w, plan.row, lo, hi, profs[j])
+
+    with ThreadPoolExecutor(threads) as pool:
+        states = list(pool.map(state, range(len(ranges))))
+    if profile is not None:
+        profile += sum(profs)
+    row = plan.row.long()
+    if softmax == "batchwise":  # sum_b (n_b / N) a_b / s_b
+        return sum(a / s[:, row] * ((hi - lo) / N) for (_, s, a), (lo, hi) in zip(states, ranges))
+    m = torch.stack([st[0] for st in states]).amax(0)  # [B, R]
+    s = sum(st[1] * torch.exp(st[0] - m) for st in states)
+    a = sum(st[2] * torch.exp(st[0] - m)[:, row] for st in states)
+    return a / s[:, row]
+
+
 class LocalityDenoiser(TrainingSetDenoiser):
     """``LocalityDenoiser(train, schedule, threshold=0.005, temperature=1.0, mask_convention="column",
     softmax="exact", batch_size=512, method="runs", diag_floor=1e-6)``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
@@ -195,7 +262,8 @@ class LocalityDenoiser(TrainingSetDenoiser):
     row m = the input pixels output pixel m sees; channels are part of D = C*H*W).
     ``method="dense"`` is the plain formulation (one ``[B*K, D] @ [D, D]`` product per batch), kept
     as the reference for the fast ``"runs"`` path; both give the same answer. On MPS (no float64,
-    no sparse products) the dense path is used.
+    no sparse products) the dense path is used. ``.profile`` (``[4]`` float64) accumulates the seconds
+    the compiled kernel's threads spend in each of ``runs_kernel.PHASES``.
 
     ``stats`` (default: ``DataStatistics(train)``) gives the Wiener matrices the masks come from. Even
     under the paper's rule the masks depend strongly on how many images the statistics see (on MNIST at
@@ -231,6 +299,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         self.stats = stats if stats is not None else DataStatistics(self.train)
         self._masks: dict = {}
         self._plans: dict = {}
+        self.profile = torch.zeros(len(runs_kernel.PHASES), dtype=torch.float64)
         self._yT: dict = {}
 
     @classmethod
@@ -253,13 +322,16 @@ class LocalityDenoiser(TrainingSetDenoiser):
         return self._masks[t]
 
     def _plan(self, t: int, device, dtype):
-        """Per (t, device, dtype): the shared mask row ``[D]`` when every mask is the same, else a ``_RunLogits``
-        (the logits' factor ``-1 / (2 (1 - abar_t) T)`` folded in)."""
+        """Per (t, device, dtype): the shared mask row ``[D]`` when every mask is the same; else, on the CPU
+        in float64 with the compiled kernel, a ``_FusedPlan``; else a ``_RunLogits`` (the logits' factor
+        ``-1 / (2 (1 - abar_t) T)`` folded into both)."""
         key = (t, torch.device(device), dtype)
         if key not in self._plans:
             M = self.mask(t)
             if bool((M == M[0]).all()):
                 self._plans[key] = M[0].to(device, dtype)
+            elif key[1].type == "cpu" and dtype == torch.float64 and runs_kernel.load() is not None:
+                self._plans[key] = _FusedPlan(M, self._logit_scale(t))
             else:
                 self._plans[key] = _RunLogits(M, self._logit_scale(t), device, dtype)
         return self._plans[key]
@@ -269,7 +341,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         return -1.0 / (2 * (1 - self.schedule.abar(t)) * self.temperature)
 
     def _denoise(self, x_t, t):
-        """Dispatch to one of three evaluations of the same formula (``[B, D]`` in, ``[B, D]`` out)."""
+        """Dispatch to one of four evaluations of the same formula (``[B, D]`` in, ``[B, D]`` out)."""
         ab, coef = self.schedule.abar(t), self._logit_scale(t)
         dt = exact_dtype(x_t.device)
         x = x_t.reshape(x_t.shape[0], -1).to(dt)
@@ -281,6 +353,8 @@ class LocalityDenoiser(TrainingSetDenoiser):
             yT = self._pixel_major(x_t.device)
             if isinstance(plan, torch.Tensor):
                 out = denoise_shared_mask(x, yT, plan, ab, coef, self.softmax, self.batch_size)
+            elif isinstance(plan, _FusedPlan):
+                out = denoise_fused(x, yT, plan, ab, self.softmax, self.batch_size, profile=self.profile)
             else:
                 out = denoise_runs(x, yT, plan, ab, self.softmax, self.batch_size)
         return out.reshape(x_t.shape)

@@ -1,10 +1,12 @@
-"""The fast path of ``LocalityDenoiser`` (runs of prefix sums, ``method="runs"``) against the plain
-dense float64 formulation."""
+"""The fast paths of ``LocalityDenoiser`` against the plain dense float64 formulation: the shared mask
+(``denoise_shared_mask``), runs of prefix sums in torch (``denoise_runs``) and in the compiled CPU kernel
+(``denoise_fused``), each on its own and through the dispatcher."""
 import pytest
 import torch
 
-from locality_lib import DataStatistics, LocalityDenoiser, load_dataset
-from locality_lib.locality import _RunLogits, _runs
+from locality_lib import DataStatistics, LocalityDenoiser, load_dataset, runs_kernel
+from locality_lib.locality import (_FusedPlan, _RunLogits, _runs, denoise_dense, denoise_fused, denoise_runs,
+                                   denoise_shared_mask)
 from locality_lib.softmax import BatchwiseSoftmax, StreamingSoftmax
 from reference import locality_batchwise_dense, locality_dense
 
@@ -77,49 +79,86 @@ def mnist_stats(mnist_small):
     return DataStatistics(mnist_small)
 
 
-@pytest.mark.parametrize("softmax", ["exact", "batchwise"])
-@pytest.mark.parametrize("convention", ["column", "row"])
-@pytest.mark.parametrize("t", [999, 500, 100, 0])
-def test_mnist_fast_path_matches_float64_reference(schedule, mnist_small, mnist_queries, mnist_stats, softmax, convention, t):
-    bs = 128  # does not divide N = 300
-    kw = dict(threshold=0.005, mask_convention=convention, softmax=softmax, batch_size=bs, stats=mnist_stats)
-    fast = LocalityDenoiser(mnist_small, schedule, **kw)
-    x = schedule.add_noise(mnist_queries[:3], t, torch.randn_like(mnist_queries[:3]))
-    M = fast.mask(t)
-    ref = (locality_dense(mnist_small, x, t, schedule, M) if softmax == "exact"
-           else locality_batchwise_dense(mnist_small, x, t, schedule, M, bs))
-    assert (fast(x, t) - ref).abs().max() < 1e-4
-    assert (fast(x.double(), t) - ref).abs().max() < 1e-7  # float64 in, float64 out: no precision lost
-
-
-@pytest.mark.parametrize("softmax", ["exact", "batchwise"])
-def test_runs_and_dense_methods_agree(schedule, mnist_small, mnist_queries, mnist_stats, softmax):
-    kw = dict(softmax=softmax, batch_size=100, stats=mnist_stats)
-    fast, dense = LocalityDenoiser(mnist_small, schedule, **kw), LocalityDenoiser(mnist_small, schedule, method="dense", **kw)
-    for t in (1, 300):
-        x = schedule.add_noise(mnist_queries, t, torch.randn_like(mnist_queries))
-        assert (fast(x, t) - dense(x, t)).abs().max() < 1e-4
-
-
 @pytest.fixture(scope="module")
 def patches():
     train = load_dataset("natural_patches", n=400, size=12)
     return train, DataStatistics(train), load_dataset("natural_patches", split="test", n=2, seed=1, size=12)
 
 
+@pytest.fixture(scope="module")
+def kernel():
+    if runs_kernel.load() is None:
+        pytest.skip("no C compiler: the compiled kernel is not available here")
+
+
+def _paths(x, y, M, ab, coef, softmax, bs):
+    """Every evaluation of the formula that applies to ``M``: name -> ``[B, D]`` (float64 in, float64 out;
+    ``y [N, D]`` holds float32 values, as the library stores training sets)."""
+    yT = y.T.contiguous()
+    out = {"dense": denoise_dense(x, y, M, ab, coef, softmax, bs),
+           "runs": denoise_runs(x, yT, _RunLogits(M, coef, "cpu", torch.float64), ab, softmax, bs)}
+    if runs_kernel.load() is not None:
+        for threads in (1, 3):  # 3 threads: uneven ranges of training images
+            out[f"fused, {threads} threads"] = denoise_fused(x, yT.float(), _FusedPlan(M, coef), ab, softmax, bs, threads)
+    if bool((M == M[0]).all()):
+        out["shared mask"] = denoise_shared_mask(x, yT, M[0].double(), ab, coef, softmax, bs)
+    return out
+
+
+TIMES = [999, 900, 500, 200, 100, 20, 0]
+
+
 @pytest.mark.parametrize("softmax", ["exact", "batchwise"])
-@pytest.mark.parametrize("t", [999, 500, 100, 0])
-def test_colour_patches_full_complement_and_sparse_masks(schedule, patches, softmax, t):
-    """3 channels; at t = 999 the masks are all ones (one logit per image), at t = 500 most masks are
-    more than half full, at t = 100 they are sparse."""
-    train, stats, q = patches
-    fast = LocalityDenoiser(train, schedule, threshold=0.05, softmax=softmax, batch_size=96, stats=stats)
-    x = schedule.add_noise(q, t, torch.randn_like(q))
-    M = fast.mask(t)
+@pytest.mark.parametrize("convention", ["column", "row"])
+@pytest.mark.parametrize("data", ["mnist", "colour patches"])
+@pytest.mark.parametrize("t", TIMES)
+def test_every_path_matches_the_float64_reference(schedule, mnist_small, mnist_queries, mnist_stats, patches,
+                                                  data, convention, softmax, t):
+    """Each path on its own (float64: to 1e-10) and through the dispatcher with float32 inputs (1e-4) and
+    float64 inputs (1e-10). N = 300 (MNIST) / 400 (patches) is no multiple of the batch size or the
+    kernel's tile, so last batches and tiles are partial."""
+    if data == "mnist":
+        train, stats, q, threshold, bs = mnist_small, mnist_stats, mnist_queries[:3], 0.005, 128
+    else:
+        (train, stats, q), threshold, bs = patches, 0.05, 96
+    den = LocalityDenoiser(train, schedule, threshold=threshold, mask_convention=convention, softmax=softmax,
+                           batch_size=bs, stats=stats)
+    x = schedule.add_noise(q, t, torch.randn(q.shape, generator=torch.Generator().manual_seed(t)))
+    M = den.mask(t)
     ref = (locality_dense(train, x, t, schedule, M) if softmax == "exact"
-           else locality_batchwise_dense(train, x, t, schedule, M, 96))
-    assert (fast(x, t) - ref).abs().max() < 1e-4
-    assert (fast(x.double(), t) - ref).abs().max() < 1e-7
+           else locality_batchwise_dense(train, x, t, schedule, M, bs))
+    ab, coef = schedule.abar(t), den._logit_scale(t)
+    flat = x.reshape(x.shape[0], -1).double()
+    for name, out in _paths(flat, train.reshape(train.shape[0], -1).double(), M, ab, coef, softmax, bs).items():
+        assert (out.reshape(x.shape) - ref).abs().max() < 1e-10, name
+    assert (den(x, t) - ref).abs().max() < 1e-4
+    assert (den(x.double(), t) - ref).abs().max() < 1e-10
+
+
+@pytest.mark.parametrize("softmax", ["exact", "batchwise"])
+@pytest.mark.parametrize("kind", list(MASKS))
+def test_fused_kernel_equals_the_dense_formula_for_any_mask(kernel, softmax, kind):
+    """Random local, wide, identical, empty and all-zero masks on 3 x 9 x 7 images; values of the
+    logits' size at t = 0 (coef = -5000): the kernel's exponent clamp must not show."""
+    M = MASKS[kind]((3, 9, 7))
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(53, M.shape[0], generator=g, dtype=torch.float64) * 2 - 1
+    x = torch.randn(4, M.shape[0], generator=g, dtype=torch.float64)
+    y = y.float().double()  # the kernel reads the training set in float32, as the library stores it
+    for ab, coef in ((0.3, -0.7), (0.9999, -5000.0)):
+        out = denoise_fused(x, y.float().T.contiguous(), _FusedPlan(M, coef), ab, softmax, batch_size=20, threads=2)
+        assert (out - denoise_dense(x, y, M, ab, coef, softmax, batch_size=20)).abs().max() < 1e-10
+
+
+def test_fused_plan_shares_rows_and_profiles(kernel, schedule, patches, mnist_small, mnist_stats):
+    """Pixels with equal masks share one logit row; every phase of the kernel is timed."""
+    den = LocalityDenoiser(mnist_small, schedule, stats=mnist_stats)
+    M = den.mask(500)
+    plan = den._plan(500, "cpu", torch.float64)
+    assert isinstance(plan, _FusedPlan) and plan.num_rows == torch.unique(M, dim=0).shape[0] < M.shape[0]
+    assert torch.equal(M, torch.unique(M, dim=0)[plan.row.long()])
+    den(schedule.add_noise(mnist_small[:2], 500, torch.randn_like(mnist_small[:2])), 500)
+    assert bool((den.profile > 0).all())
 
 
 def test_mask_coverage_exercises_every_path(schedule, patches):
@@ -127,7 +166,9 @@ def test_mask_coverage_exercises_every_path(schedule, patches):
     den = LocalityDenoiser(train, schedule, threshold=0.05, stats=stats)
     assert bool(den.mask(999).all())
     assert isinstance(den._plan(999, "cpu", torch.float64), torch.Tensor)  # one shared mask row
-    assert den.mask(500).double().mean() > 0.5 and isinstance(den._plan(500, "cpu", torch.float64), _RunLogits)
+    fast = _FusedPlan if runs_kernel.load() is not None else _RunLogits
+    assert den.mask(500).double().mean() > 0.5 and isinstance(den._plan(500, "cpu", torch.float64), fast)
+    assert isinstance(den._plan(500, "cpu", torch.float32), _RunLogits)  # float32 (MPS-like) requests: torch
     assert den.mask(100).double().mean() < 0.5
 
 
