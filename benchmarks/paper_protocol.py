@@ -2,7 +2,7 @@
 
 Every model samples with 10-step DDIM from the same initial noise per seed as the book's UNet
 (``locality_lib.compare.paper_protocol``); the per-seed final-sample r2 and both per-step curves are
-appended to ``benchmarks/results/paper_protocol_<dataset>.json`` after every batch of seeds, so an
+appended to ``locality_lib/results/paper_protocol_<dataset>.json`` after every batch of seeds, so an
 interrupted run resumes where it stopped (the chapter reads the file and states how many seeds each
 model has). The patch machines are calibrated first (``calibrate_patch_sizes`` with their own class,
 on calibration noise of seeds 10000+, disjoint from the test seeds 0..S-1).
@@ -27,7 +27,7 @@ from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityD
 from locality_lib.compare import paper_noise, paper_protocol
 from locality_lib.unet import UNetDenoiser
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "locality_lib" / "results"  # shipped with the library (Colab)
 #: Settings shared with chapter 7 (which reads them back from the file).
 CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 100, "num_steps": 10,
           "ls_sizes": [3, 5, 7, 11, 15, 21], "els_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
@@ -35,7 +35,8 @@ MODELS = ["wiener", "optimal", "nearest", "locality", "ls", "els"]
 
 
 class Memo:
-    """The reference with its outputs kept per (t, input): its own trajectory is computed once per batch."""
+    """The reference with its outputs kept per (t, input): its own trajectory is computed once per batch
+    of seeds, not once per model."""
 
     def __init__(self, den):
         self.den, self.cache = den, {}
@@ -94,6 +95,7 @@ def main():
             print(f"{name}: patch sizes {best}", flush=True)
         return cls(subset, schedule, {int(t): p for t, p in data["patch_sizes"][name].items()})
 
+    memos = {}  # the reference's outputs per batch of seeds, shared by the models
     for name in args.models:
         model = build(name)
         rec = data["models"].setdefault(name, {"seeds": [], "final_r2": [], "x0_r2": [], "reference_on_model_r2": [],
@@ -102,7 +104,7 @@ def main():
             seeds = [s for s in range(lo, min(lo + args.batch, CONFIG["seeds"])) if s not in rec["seeds"]]
             if not seeds:
                 continue
-            ref = Memo(unet)
+            ref = memos.setdefault(tuple(seeds), Memo(unet))
             res = paper_protocol({name: model}, ref, schedule, shape, seeds=seeds, num_steps=CONFIG["num_steps"],
                                  batch_size=len(seeds))
             rec["seeds"] += seeds

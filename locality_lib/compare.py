@@ -16,8 +16,10 @@ with ``1 - ||x - y||^2 / (D Var(y))``, ``y`` the reference's sample, ``Var`` unb
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +30,7 @@ from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
-           "paper_noise", "bootstrap_interval", "summarize"]
+           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -188,12 +190,14 @@ class PaperProtocol:
     ``x0_r2[model]`` ``[K, S]``: at step k, r2 of the model's clipped x0-estimate (on its own trajectory)
     to the reference's (on the reference's trajectory). ``reference_on_model_r2[model]`` ``[K, S]``: r2 of
     the model's clipped x0-estimate to ``clip(reference(x_t, t_k))`` at the model's own ``x_t``.
-    ``samples[name]`` ``[S, C, H, W]`` (``"reference"`` included); ``seconds[name]``: sampling wall time.
+    ``samples[name]`` ``[S, C, H, W]`` (``"reference"`` included); ``seconds[name]``: sampling wall time;
+    ``seeds[model]``: the seeds of its S columns (the same for every model of one run; a model of a run
+    still in progress, read by :func:`load_paper_results`, may have fewer).
     All r2 use the unbiased variance of the reference image.
     """
 
     timesteps: list[int]
-    seeds: list[int]
+    seeds: dict[str, list[int]]
     final_r2: dict[str, np.ndarray]
     x0_r2: dict[str, np.ndarray]
     reference_on_model_r2: dict[str, np.ndarray]
@@ -206,19 +210,16 @@ class PaperProtocol:
             raise ValueError(f"no model {model!r}; measured: {sorted(self.final_r2)}")
         return summarize(self.final_r2[model], level, n_boot)
 
-    def as_dict(self) -> dict:
-        """The per-seed numbers as plain lists (for JSON; samples left out); :meth:`from_dict` reads it back."""
-        lists = lambda d: {k: np.asarray(v).tolist() for k, v in d.items()}  # noqa: E731
-        return {"timesteps": self.timesteps, "seeds": self.seeds, "final_r2": lists(self.final_r2),
-                "x0_r2": lists(self.x0_r2), "reference_on_model_r2": lists(self.reference_on_model_r2),
-                "seconds": dict(self.seconds)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "PaperProtocol":
-        arrays = lambda k: {m: np.asarray(v, dtype=np.float64) for m, v in d[k].items()}  # noqa: E731
-        return cls(timesteps=list(d["timesteps"]), seeds=list(d["seeds"]), final_r2=arrays("final_r2"),
-                   x0_r2=arrays("x0_r2"), reference_on_model_r2=arrays("reference_on_model_r2"),
-                   samples={}, seconds=dict(d["seconds"]))
+    def difference(self, a: str, b: str, level: float = 0.95, n_boot: int = 10_000) -> dict:
+        """:func:`summarize` of ``final_r2[a] - final_r2[b]`` over the seeds both have (paired: one seed,
+        one noise, so the interval is that of the difference, not of two separate means)."""
+        for m in (a, b):
+            if m not in self.final_r2:
+                raise ValueError(f"no model {m!r}; measured: {sorted(self.final_r2)}")
+        common = sorted(set(self.seeds[a]) & set(self.seeds[b]))
+        va = dict(zip(self.seeds[a], self.final_r2[a]))
+        vb = dict(zip(self.seeds[b], self.final_r2[b]))
+        return summarize([va[s] - vb[s] for s in common], level, n_boot)
 
 
 def paper_protocol(
@@ -287,5 +288,32 @@ def paper_protocol(
         samples[name] = torch.cat(imgs)
     if bar is not None:
         bar.close()
-    return PaperProtocol(timesteps=list(ts), seeds=seed_list, final_r2=final, x0_r2=x0_r2,
+    return PaperProtocol(timesteps=list(ts), seeds={m: list(seed_list) for m in models}, final_r2=final, x0_r2=x0_r2,
                          reference_on_model_r2=on_model, samples=samples, seconds=seconds)
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
+    """The paper's protocol as ``benchmarks/paper_protocol.py`` ran it for ``dataset`` (the file
+    ``locality_lib/results/paper_protocol_<dataset>.json`` shipped with the library).
+
+    Returns ``(PaperProtocol, info)``; ``info``: the run's ``config`` (seeds, training-set sizes,
+    candidate patch sizes), ``patch_sizes`` (``{model: {t: P}}``, its calibration) and ``seconds``.
+    """
+    path = RESULTS_DIR / f"paper_protocol_{dataset}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python benchmarks/paper_protocol.py {dataset}` first")
+    d = json.loads(path.read_text())
+    m = d["models"]
+    res = PaperProtocol(
+        timesteps=list(d["timesteps"]), seeds={k: list(v["seeds"]) for k, v in m.items()},
+        final_r2={k: np.asarray(v["final_r2"]) for k, v in m.items()},
+        x0_r2={k: np.asarray(v["x0_r2"]).T for k, v in m.items()},
+        reference_on_model_r2={k: np.asarray(v["reference_on_model_r2"]).T for k, v in m.items()},
+        samples={}, seconds={k: v["seconds"] for k, v in m.items()},
+    )
+    info = {"config": d["config"], "seconds": res.seconds,
+            "patch_sizes": {k: {int(t): p for t, p in v.items()} for k, v in d["patch_sizes"].items()}}
+    return res, info

@@ -117,8 +117,10 @@ def test_paper_protocol_self_and_batches(wiener):
     np.testing.assert_allclose(one.final_r2["shrunk"], res.final_r2["shrunk"], rtol=1e-6)
     # the first step starts from the same noise: both curves agree there
     np.testing.assert_allclose(res.x0_r2["shrunk"][0], res.reference_on_model_r2["shrunk"][0], rtol=1e-6)
-    back = type(res).from_dict(res.as_dict())
-    np.testing.assert_array_equal(back.x0_r2["shrunk"], res.x0_r2["shrunk"])
+    # paired difference over the same seeds: a model minus itself is exactly 0, and the mean is the difference
+    assert res.difference("self", "self")["hi"] == 0.0
+    d = res.difference("self", "shrunk")
+    assert abs(d["mean"] - (1 - res.final_r2["shrunk"].mean())) < 1e-12 and d["lo"] < d["mean"] < d["hi"]
     assert res.timesteps == SCHEDULE.ddim_timesteps(5)
 
 
@@ -141,3 +143,16 @@ def test_paper_protocol_bad_input(wiener):
         paper_protocol({"reference": wiener}, wiener, SCHEDULE, (1, 6, 6), seeds=2)
     with pytest.raises(ValueError, match="shape"):
         paper_protocol({"w": wiener}, wiener, SCHEDULE, (6, 6), seeds=2)
+
+
+def test_shipped_results_are_the_papers_protocol():
+    """The file chapter 7 reads: every model's seeds are test seeds, its curves have one value per DDIM step."""
+    from locality_lib.compare import load_paper_results
+
+    for name in ("mnist", "fashion_mnist"):
+        res, info = load_paper_results(name)
+        assert res.timesteps == SCHEDULE.ddim_timesteps(info["config"]["num_steps"])
+        for m, seeds in res.seeds.items():
+            assert len(set(seeds)) == len(seeds) and set(seeds) <= set(range(info["config"]["seeds"]))
+            assert res.x0_r2[m].shape == res.reference_on_model_r2[m].shape == (len(res.timesteps), len(seeds))
+            assert res.final_r2[m].shape == (len(seeds),) and (res.final_r2[m] <= 1).all()
