@@ -15,9 +15,11 @@ Usage (about an hour per dataset on one CPU core, most of it ELS)::
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -48,10 +50,19 @@ class Memo:
         return self.cache[key]
 
 
-def save(path, data):
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+@contextmanager
+def locked(path):
+    """The results file's current content, written back on exit under an exclusive lock, so that
+    several processes (``--seed-range``) can add their seeds to one file."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {"config": CONFIG, "models": {}, "patch_sizes": {}}
+        if data["config"] != CONFIG:
+            raise SystemExit(f"{path} was made with other settings {data['config']}; move it away to start again")
+        yield data
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
 
 
 def main():
@@ -59,14 +70,15 @@ def main():
     ap.add_argument("dataset", choices=["mnist", "fashion_mnist"])
     ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     ap.add_argument("--batch", type=int, default=16, help="seeds per saved batch")
+    ap.add_argument("--seed-range", type=int, nargs=2, default=[0, CONFIG["seeds"]], metavar=("FIRST", "END"),
+                    help="run only seeds FIRST..END-1 (start a second process on another range to share the work)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     schedule = DDPMSchedule()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"paper_protocol_{args.dataset}.json"
-    data = json.loads(path.read_text()) if path.exists() else {"config": CONFIG, "models": {}, "patch_sizes": {}}
-    if data["config"] != CONFIG:
-        raise SystemExit(f"{path} was made with other settings {data['config']}; move it away to start again")
+    with locked(path):
+        pass  # creates the file, or checks that its settings are these
     unet = UNetDenoiser.from_pretrained(args.dataset)
     full = load_dataset(args.dataset, "train")
     train = load_dataset(args.dataset, "train", n=CONFIG["n_train"], seed=0)  # the chapter's subset
@@ -83,39 +95,44 @@ def main():
             return NearestDenoiser(train, schedule)
         if name == "locality":
             return LocalityDenoiser(train, schedule, threshold=PAPER_THRESHOLDS[args.dataset], stats=wiener.stats)
-        cls, n, sizes = ((LSDenoiser, CONFIG["n_ls"], CONFIG["ls_sizes"]) if name == "ls"
+        cls, n, candidates = ((LSDenoiser, CONFIG["n_ls"], CONFIG["ls_sizes"]) if name == "ls"
                          else (ELSDenoiser, CONFIG["n_els"], CONFIG["els_sizes"]))
         subset = load_dataset(args.dataset, "train", n=n, seed=0)
-        if name not in data["patch_sizes"]:
+        with locked(path) as data:
+            sizes = data["patch_sizes"].get(name)
+        if sizes is None:
             start = time.perf_counter()
-            best, _ = calibrate_patch_sizes(cls, subset, unet, x_cal, sizes, schedule, num_steps=CONFIG["num_steps"])
-            data["patch_sizes"][name] = {str(t): p for t, p in best.items()}
-            data.setdefault("calibration_seconds", {})[name] = time.perf_counter() - start
-            save(path, data)
+            best, _ = calibrate_patch_sizes(cls, subset, unet, x_cal, candidates, schedule, num_steps=CONFIG["num_steps"])
+            with locked(path) as data:
+                data["patch_sizes"][name] = sizes = {str(t): p for t, p in best.items()}
+                data.setdefault("calibration_seconds", {})[name] = time.perf_counter() - start
             print(f"{name}: patch sizes {best}", flush=True)
-        return cls(subset, schedule, {int(t): p for t, p in data["patch_sizes"][name].items()})
+        return cls(subset, schedule, {int(t): p for t, p in sizes.items()})
 
     memos = {}  # the reference's outputs per batch of seeds, shared by the models
+    first, end = args.seed_range
     for name in args.models:
         model = build(name)
-        rec = data["models"].setdefault(name, {"seeds": [], "final_r2": [], "x0_r2": [], "reference_on_model_r2": [],
-                                               "seconds": 0.0})
-        for lo in range(0, CONFIG["seeds"], args.batch):
-            seeds = [s for s in range(lo, min(lo + args.batch, CONFIG["seeds"])) if s not in rec["seeds"]]
+        for lo in range(first, min(end, CONFIG["seeds"]), args.batch):
+            with locked(path) as data:
+                done = set(data["models"].get(name, {}).get("seeds", []))
+            seeds = [s for s in range(lo, min(lo + args.batch, end, CONFIG["seeds"])) if s not in done]
             if not seeds:
                 continue
             ref = memos.setdefault(tuple(seeds), Memo(unet))
             res = paper_protocol({name: model}, ref, schedule, shape, seeds=seeds, num_steps=CONFIG["num_steps"],
                                  batch_size=len(seeds))
-            rec["seeds"] += seeds
-            rec["final_r2"] += res.final_r2[name].tolist()
-            rec["x0_r2"] += res.x0_r2[name].T.tolist()  # one [K] row per seed
-            rec["reference_on_model_r2"] += res.reference_on_model_r2[name].T.tolist()
-            rec["seconds"] += res.seconds[name]
-            data["timesteps"] = res.timesteps
-            save(path, data)
-            print(f"{args.dataset} {name}: {len(rec['seeds'])} seeds, mean final r2 "
-                  f"{sum(rec['final_r2']) / len(rec['final_r2']):.3f}, {rec['seconds']:.0f} s", flush=True)
+            with locked(path) as data:
+                rec = data["models"].setdefault(name, {"seeds": [], "final_r2": [], "x0_r2": [],
+                                                       "reference_on_model_r2": [], "seconds": 0.0})
+                rec["seeds"] += seeds
+                rec["final_r2"] += res.final_r2[name].tolist()
+                rec["x0_r2"] += res.x0_r2[name].T.tolist()  # one [K] row per seed
+                rec["reference_on_model_r2"] += res.reference_on_model_r2[name].T.tolist()
+                rec["seconds"] += res.seconds[name]
+                data["timesteps"] = res.timesteps
+                print(f"{args.dataset} {name}: {len(rec['seeds'])} seeds, mean final r2 "
+                      f"{sum(rec['final_r2']) / len(rec['final_r2']):.3f}, {rec['seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

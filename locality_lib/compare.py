@@ -30,7 +30,7 @@ from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
-           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results"]
+           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -317,3 +317,12 @@ def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
     info = {"config": d["config"], "seconds": res.seconds,
             "patch_sizes": {k: {int(t): p for t, p in v.items()} for k, v in d["patch_sizes"].items()}}
     return res, info
+
+
+def load_els_scan(dataset: str) -> dict[int, dict]:
+    """``benchmarks/els_scan.py``'s run for ``dataset``: ``{N: {"seeds", "final_r2", "seconds", "patch_sizes"}}``,
+    the paper's protocol for ELS machines on N training images (``locality_lib/results/els_scan_<dataset>.json``)."""
+    path = RESULTS_DIR / f"els_scan_{dataset}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python benchmarks/els_scan.py {dataset}` first")
+    return {int(n): v for n, v in json.loads(path.read_text()).items()}
