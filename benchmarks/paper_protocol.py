@@ -31,7 +31,7 @@ from locality_lib.unet import UNetDenoiser
 
 RESULTS = Path(__file__).resolve().parents[1] / "locality_lib" / "results"  # shipped with the library (Colab)
 #: Settings shared with chapter 7 (which reads them back from the file).
-CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 100, "num_steps": 10,
+CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 50, "num_steps": 10,
           "ls_sizes": [3, 5, 7, 11, 15, 21], "els_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
 MODELS = ["wiener", "optimal", "nearest", "locality", "ls", "els"]
 
