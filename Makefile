@@ -23,12 +23,13 @@ $(STAMP): requirements.txt pyproject.toml
 setup: $(STAMP)
 
 ## The whole book, full settings, into _build/html (cached: only changed chapters re-run).
+## LOCALITY_BOOK_BUILD=1: locality_lib.plotting.interactive draws its static animation (a page has no kernel).
 book: $(STAMP) $(ASSETS)
-	$(JB) build -W -n --keep-going .
+	LOCALITY_BOOK_BUILD=1 $(JB) build -W -n --keep-going .
 
 ## The book in fast mode (LOCALITY_FAST=1) into _build/fast/_build/html.
 book-fast: $(STAMP) $(ASSETS)
-	LOCALITY_FAST=1 $(JB) build -W -n --keep-going --path-output _build/fast .
+	LOCALITY_FAST=1 LOCALITY_BOOK_BUILD=1 $(JB) build -W -n --keep-going --path-output _build/fast .
 
 ## Library tests, then every chapter executed in fast mode (the book-fast build).
 test: $(STAMP) $(ASSETS)

@@ -1,11 +1,23 @@
-"""Figures for the book: image grids, sensitivity fields, and sliders with a static fallback."""
+"""Figures for the book: image grids, sensitivity fields, and live controls with a static fallback."""
 from __future__ import annotations
+
+import html
+import io
+import os
+import time
+import traceback
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
-__all__ = ["to_numpy_image", "image_grid", "show_images", "field_image", "explore"]
+__all__ = ["to_numpy_image", "image_grid", "show_images", "field_image", "explore", "interactive",
+           "live_controls", "static_animation", "book_build", "BOOK_BUILD_ENV"]
+
+#: Set to ``1`` by every book build (Makefile, tests/test_book.py, the publishing workflow):
+#: :func:`interactive` then returns the static animation that the rendered page can show.
+BOOK_BUILD_ENV = "LOCALITY_BOOK_BUILD"
 
 
 def to_numpy_image(x: torch.Tensor) -> np.ndarray:
@@ -59,8 +71,8 @@ def explore(draw, values, label: str = "t", interval: int = 600):
     """An interactive slider over ``values`` that redraws with ``draw(value, fig)``, with a static fallback.
 
     Returns an HTML animation (``to_jshtml``: one frame per value, with its own slider and
-    buttons) that works in the rendered book without a kernel. In a live notebook, pass the same
-    ``draw`` to ``ipywidgets.interact`` for a live slider.
+    buttons) that works in the rendered book without a kernel, also in a live notebook; for
+    controls that recompute there, use :func:`interactive`.
     """
     from matplotlib import animation
     from IPython.display import HTML
@@ -77,3 +89,194 @@ def explore(draw, values, label: str = "t", interval: int = 600):
     html = HTML(anim.to_jshtml(default_mode="once"))
     plt.close(fig)
     return html
+
+
+# ----------------------------------------------------------------------------- live controls
+
+
+def book_build() -> bool:
+    """True when ``LOCALITY_BOOK_BUILD=1`` (a book build), False when unset, empty or ``0``."""
+    value = os.environ.get(BOOK_BUILD_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{BOOK_BUILD_ENV} must be 1 (book build: static figures) or 0/unset (live widgets), got {value!r}")
+    return value == "1"
+
+
+def _widget_kernel() -> bool:
+    """True inside a Jupyter kernel (Jupyter, VS Code, Colab) with ipywidgets installed."""
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _check_controls(controls: dict) -> dict:
+    """Validate ``name -> (lo, hi, step) | [choices]``; return ``name -> default value``."""
+    if not controls:
+        raise TypeError("interactive() needs at least one control, e.g. t=(0, 999, 1) or model=['wiener', 'unet']")
+    defaults = {}
+    for name, spec in controls.items():
+        if isinstance(spec, list):
+            if not spec:
+                raise ValueError(f"control {name!r}: the list of choices is empty")
+            defaults[name] = spec[0]
+        elif isinstance(spec, tuple) and len(spec) == 3 and all(_is_number(v) for v in spec):
+            lo, hi, step = spec
+            if not (lo < hi and step > 0):
+                raise ValueError(f"control {name!r}: expected (lo, hi, step) with lo < hi and step > 0, got {spec}")
+            defaults[name] = lo
+        else:
+            raise TypeError(f"control {name!r}: expected (lo, hi, step) numbers for a slider or a list of choices "
+                            f"for a dropdown, got {spec!r}")
+    return defaults
+
+
+def _check_value(name: str, spec, value) -> None:
+    if isinstance(spec, list):
+        if value not in spec:
+            raise ValueError(f"static frame sets {name}={value!r}, which is not one of its choices {spec}")
+        return
+    lo, hi, _ = spec
+    ints = all(_is_int(v) for v in spec)
+    if not (_is_int(value) if ints else _is_number(value)) or not lo <= value <= hi:
+        kind = "an int" if ints else "a number"
+        raise ValueError(f"static frame sets {name}={value!r}; expected {kind} in [{lo}, {hi}]")
+
+
+def _frames(static, controls: dict) -> list[dict]:
+    """Complete each static frame with the controls' defaults (values of the first frame, else lo / the first
+    choice) after checking it names only known controls with values in their range."""
+    if isinstance(static, dict) or not static or not all(isinstance(f, dict) for f in static):
+        raise TypeError("static must be a non-empty list of dicts of control values, e.g. [{'t': 100}, {'t': 500}]")
+    defaults = _check_controls(controls)
+    defaults.update({k: v for k, v in static[0].items() if k in controls})
+    frames = []
+    for frame in static:
+        unknown = sorted(set(frame) - set(controls))
+        if unknown:
+            raise ValueError(f"static frame {frame} names {unknown}, which are not controls ({sorted(controls)})")
+        for name, value in frame.items():
+            _check_value(name, controls[name], value)
+        frames.append({**defaults, **frame})
+    return frames
+
+
+def _label(values: dict) -> str:
+    return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
+
+
+def static_animation(draw, static, *, figsize=(6.4, 2.6), **controls):
+    """The ``to_jshtml`` animation over the ``static`` frames (what the rendered book shows): one frame per
+    dict, drawn by ``draw(fig, **values)``, titled with its values unless ``draw`` sets a suptitle."""
+    from IPython.display import HTML
+    from matplotlib import animation
+
+    frames = _frames(static, controls)
+    fig = Figure(figsize=figsize)
+
+    def frame(k):
+        fig.clear()
+        draw(fig, **frames[k])
+        if fig._suptitle is None:  # draw did not title the figure
+            fig.suptitle(_label(frames[k]), fontsize=10)
+
+    anim = animation.FuncAnimation(fig, frame, frames=len(frames), init_func=lambda: [], interval=800)  # each frame drawn once
+    return HTML(anim.to_jshtml(default_mode="once"))
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()
+
+
+def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
+    """Live ipywidgets for ``controls`` that call ``draw(fig, **values)`` on every change (any value, not only
+    the static frames); starts at the first static frame. Returns an ``ipywidgets.VBox`` with attributes
+    ``controls`` (name -> widget), ``status`` (``"computing..."`` while ``draw`` runs, then the time it took or
+    the error), ``image`` (the figure as PNG bytes, an ``ipywidgets.Image``), ``error`` (the traceback of a
+    failing ``draw``, an ``ipywidgets.HTML``; the image is hidden meanwhile), ``figure`` and ``calls`` (redraws).
+    Core widgets only (no ``Output`` capture), so Jupyter, VS Code and Colab show the same thing."""
+    import ipywidgets as w
+
+    frames = _frames(static, controls)
+    widgets = {}
+    for name, spec in controls.items():
+        style = {"description_width": "initial"}
+        if isinstance(spec, list):
+            widgets[name] = w.Dropdown(options=spec, value=frames[0][name], description=name, style=style)
+        else:
+            lo, hi, step = spec
+            cls = w.IntSlider if all(_is_int(v) for v in spec) else w.FloatSlider
+            widgets[name] = cls(min=lo, max=hi, step=step, value=frames[0][name], description=name,
+                                continuous_update=False, style=style)
+    status, error, image = w.HTML(), w.HTML(), w.Image(format="png")
+    row = w.HBox(list(widgets.values()) + [status], layout=w.Layout(flex_flow="row wrap"))
+    box = w.VBox([row, error, image])
+    box.controls, box.status, box.error, box.image, box.calls = widgets, status, error, image, 0
+    box.figure = fig = Figure(figsize=figsize)
+
+    def redraw(_change=None):
+        values = {name: widget.value for name, widget in widgets.items()}
+        status.value = "<i>computing...</i>"
+        start = time.perf_counter()
+        box.calls += 1
+        try:
+            fig.clear()
+            draw(fig, **values)
+            png = _png(fig)
+        except Exception as exc:  # shown to the reader, with its traceback, instead of a stale figure
+            status.value = f"<span style='color:#b00'>error: {html.escape(f'{type(exc).__name__}: {exc}')}</span>"
+            error.value = f"<pre style='color:#b00; white-space:pre-wrap'>{html.escape(traceback.format_exc())}</pre>"
+            image.layout.display = "none"
+            return
+        image.value, image.layout.display, error.value = png, None, ""
+        status.value = f"drawn in {time.perf_counter() - start:.2f} s"
+
+    for widget in widgets.values():
+        widget.observe(redraw, names="value")
+    redraw()
+    return box
+
+
+def interactive(draw, static, **controls):
+    """Controls a reader can turn: live widgets in a kernel, a static animation in the built book.
+
+    ``draw(fig, **values)`` draws into a cleared ``matplotlib.figure.Figure`` (use ``fig.subplots``/
+    ``fig.add_subplot``, not ``plt``) for one setting of the controls. ``controls`` maps a name to
+    ``(lo, hi, step)`` (an int slider when all three are ints, else a float slider) or to a list of
+    choices (a dropdown). ``static`` is a list of dicts of control values: the frames of the
+    ``to_jshtml`` animation, and the first one is where the live controls start; a control missing from a
+    frame keeps its first-frame value (else ``lo`` / the first choice). Reserved keywords: ``figsize``
+    (default ``(6.4, 2.6)``).
+
+    With ``LOCALITY_BOOK_BUILD=1`` (every book build sets it), or outside a kernel with ipywidgets, this
+    returns :func:`static_animation`; otherwise :func:`live_controls` (``continuous_update=False``, a
+    "computing..." status, errors shown under the controls), which recomputes for any value.
+
+    Example::
+
+        def draw(fig, t, model):                     # one setting of the controls
+            x_t = schedule.add_noise(x0, t, noise)   # any t, not only the frames below
+            ax = fig.subplots()
+            ax.imshow(to_numpy_image(models[model](x_t, t)[0]), cmap="gray")
+            ax.set_title(f"{model}, t = {t}")
+
+        # slider t, dropdown model; the book shows three frames (model = "wiener", the first choice)
+        interactive(draw, [{"t": t} for t in (100, 500, 900)], t=(0, 999, 1), model=["wiener", "unet"])
+    """
+    figsize = controls.pop("figsize", (6.4, 2.6))
+    if book_build() or not _widget_kernel():
+        return static_animation(draw, static, figsize=figsize, **controls)
+    return live_controls(draw, static, figsize=figsize, **controls)

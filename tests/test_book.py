@@ -259,11 +259,11 @@ def _log_excerpt(log: str, out: Path) -> str:
 
 @pytest.mark.slow
 def test_book_builds_in_fast_mode():
-    """``LOCALITY_FAST=1 jupyter-book build -W -n --keep-going --path-output _build/fast .``: every
+    """``LOCALITY_FAST=1 LOCALITY_BOOK_BUILD=1 jupyter-book build -W -n --keep-going --path-output _build/fast .``: every
     chapter executes (cached by jupyter-cache when unchanged); any failing cell or warning fails."""
     subprocess.run([sys.executable, str(ROOT / "tools" / "fetch_assets.py")], check=True, cwd=ROOT)
     jb = Path(sys.executable).with_name("jupyter-book")
-    env = dict(os.environ, LOCALITY_FAST="1")
+    env = dict(os.environ, LOCALITY_FAST="1", LOCALITY_BOOK_BUILD="1")  # static figures of interactive()
     shared = ROOT.parent / "shared" / "data"
     if "LOCALITY_DATA_DIR" not in env and shared.is_dir():
         env["LOCALITY_DATA_DIR"] = str(shared)

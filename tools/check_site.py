@@ -18,7 +18,9 @@ and exits non-zero when any page fails. Checks, per page:
 - widget areas are never empty: ``to_jshtml`` animations show a loaded frame and their slider,
   ipywidgets views are rendered from the saved widget state (non-empty box);
 - internal links resolve: every local ``href``/``src`` names an existing file, and every
-  ``#fragment`` an existing id on the target page.
+  ``#fragment`` an existing id on the target page;
+- every ``interactive(...)`` (and ``explore(...)``) call of a chapter's notebook left its static
+  ``to_jshtml`` animation on the page (the book build sets ``LOCALITY_BOOK_BUILD=1``).
 
 A full-page screenshot of every page is saved under ``--screenshots`` (``_build/screenshots``).
 ``--self-test`` (used by ``make check-site``) first runs the checks on a synthetic page holding one
@@ -31,8 +33,9 @@ from __future__ import annotations
 import argparse
 import functools
 import html.parser
-import importlib
 import http.server
+import importlib
+import json
 import os
 import re
 import shutil
@@ -141,6 +144,24 @@ def broken_links(site: Path, page: Path) -> list[str]:
         elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _parse(target).ids:
             bad.append(f"missing anchor {href}")
     return bad
+
+
+STATIC_CALL = re.compile(r"\b(?:interactive|explore)\(")
+ANIMATION = re.compile(r"<div class=\"animation\">")
+
+
+def missing_static_fallback(page: Path, notebook: Path) -> list[str]:
+    """A chapter whose code calls ``interactive(`` or ``explore(`` k times must show at least k
+    ``to_jshtml`` animations: with ``LOCALITY_BOOK_BUILD=1`` unset, ``interactive`` leaves a live
+    widget that a page without a kernel cannot redraw."""
+    cells = json.loads(notebook.read_text()).get("cells", [])
+    code = "".join("".join(c["source"]) + "\n" for c in cells if c.get("cell_type") == "code")
+    calls = len(STATIC_CALL.findall(re.sub(r"^\s*def [^\n]*", "", code, flags=re.M)))
+    shown = len(ANIMATION.findall(page.read_text(errors="replace")))
+    if shown >= calls:
+        return []
+    return [f"static fallback missing: {calls} interactive()/explore() call(s) in {notebook.name}, "
+            f"{shown} to_jshtml animation(s) on the page (build with LOCALITY_BOOK_BUILD=1)"]
 
 
 # ----------------------------------------------------------------------------- browser checks
@@ -319,6 +340,8 @@ def check_site(site: Path, config: dict, screenshots: Path, source: Path = ROOT,
                 if _parse(path).refresh is None:  # (of a redirect page, only the links are checked)
                     notebook = Path(rel).with_suffix(".ipynb").as_posix()
                     expected = colab_url(config, notebook) if (source / notebook).is_file() else None
+                    if expected:
+                        bad += missing_static_fallback(path, source / notebook)
                     external.clear()
                     shot = screenshots / (rel.removesuffix(".html").replace("/", "__") + ".png")
                     bad += check_page(page, base + rel, expected, shot)
@@ -349,7 +372,7 @@ EXPECTED_REASONS = [
     "broken link missing.png", "broken link nowhere.html", "missing anchor chapter.html#no-such-anchor",
     "HTTP 404", "raw TeX in text", "image not loaded: missing.png", "NaN in output", "warning in output",
     "stderr output", "traceback in output: ValueError: boom", "no Colab link to", "wrong Colab link",
-    "empty widget area", "console error: self-test", "script error", "external request https://cdn.example.org",
+    "empty widget area", "static fallback missing", "console error: self-test", "script error", "external request https://cdn.example.org",
 ]
 
 
@@ -358,7 +381,8 @@ def self_test(tmp: Path) -> list[str]:
     site, source = tmp / "site", tmp / "source"
     (site / "book").mkdir(parents=True)
     (source / "book").mkdir(parents=True)
-    (source / "book" / "chapter.ipynb").write_text("{}")
+    (source / "book" / "chapter.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "code", "source": ["interactive(draw, [{'t': 1}], t=(0, 9, 1))"]}]}))
     (site / "book" / "chapter.html").write_text(BAD_PAGE)
     config = {"repository": {"url": "https://github.com/o/r", "branch": "main"}}
     bad = check_site(site, config, tmp / "shots", source, verbose=False)["book/chapter.html"]

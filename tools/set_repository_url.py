@@ -7,9 +7,10 @@ that they agree):
 
 - ``_config.yml`` ``repository.url`` (launch and repository buttons of the rendered book);
 - ``REPOSITORY_URL`` in ``locality_lib/__init__.py``;
-- the chapters (``book/*.ipynb``, ``book/*.md``) and ``README.md``: the install cell
-  (``git+<url>``), Colab badges (``colab.research.google.com/github/OWNER/REPO/...``) and any
-  other link to the repository.
+- the chapters (``book/*.ipynb``, ``book/*.md``), ``README.md`` and ``docs/*.md``: the install cell
+  (``git+<url>``), Colab badges (``colab.research.google.com/github/OWNER/REPO/...``), any
+  other link to the repository, and the address of the published book on GitHub Pages
+  (:func:`pages_url`, e.g. ``https://owner.github.io/REPO/``; ``.github/workflows/book.yml`` publishes it).
 
 Files are edited as text (one exact substitution of the old address), so nothing else in them
 changes; running it twice with the same address changes nothing.
@@ -35,6 +36,15 @@ def parse_github_url(url: str) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
+def pages_url(url: str) -> str:
+    """The GitHub Pages address of the book published from ``url`` by ``.github/workflows/book.yml``:
+    ``https://github.com/OWNER/NAME`` -> ``https://owner.github.io/NAME/`` (GitHub lowercases the owner's
+    host name); the repository ``OWNER.github.io`` is the owner's own site, ``https://owner.github.io/``."""
+    owner, repo = parse_github_url(url)
+    host = f"{owner.lower()}.github.io"
+    return f"https://{host}/" if repo.lower() == host else f"https://{host}/{repo}/"
+
+
 def current_url(root: Path) -> str:
     """The address in ``locality_lib/__init__.py`` (the one the install cells must use)."""
     m = CONSTANT.search((root / "locality_lib" / "__init__.py").read_text())
@@ -45,11 +55,13 @@ def current_url(root: Path) -> str:
 
 def _replace_url(text: str, old: str, new: str) -> str:
     """Replace ``old`` where it is a whole repository address (not a prefix of a longer name),
-    and its Colab form ``colab.research.google.com/github/OWNER/REPO``."""
+    its Colab form ``colab.research.google.com/github/OWNER/REPO`` and its Pages address (:func:`pages_url`)."""
     (o_owner, o_repo), (n_owner, n_repo) = parse_github_url(old), parse_github_url(new)
     end = r"(?![A-Za-z0-9_.-])"
     text = re.sub(re.escape(f"https://github.com/{o_owner}/{o_repo}") + end,
                   f"https://github.com/{n_owner}/{n_repo}", text)
+    text = re.sub(re.escape(pages_url(old).removesuffix("/")) + r"(?:/|" + end + ")",
+                  lambda m: pages_url(new) if m.group().endswith("/") else pages_url(new).removesuffix("/"), text)
     return re.sub(re.escape(f"colab.research.google.com/github/{o_owner}/{o_repo}/"),
                   f"colab.research.google.com/github/{n_owner}/{n_repo}/", text)
 
@@ -57,6 +69,7 @@ def _replace_url(text: str, old: str, new: str) -> str:
 def files_to_rewrite(root: Path) -> list[Path]:
     files = [root / "_config.yml", root / "locality_lib" / "__init__.py", root / "README.md"]
     files += sorted((root / "book").glob("*.ipynb")) + sorted((root / "book").glob("*.md"))
+    files += sorted((root / "docs").glob("*.md"))
     return [f for f in files if f.is_file()]
 
 
@@ -91,7 +104,7 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     for path in changed:
         print(f"updated {path.relative_to(args.root.resolve())}")
-    print(f"{len(changed)} file(s) changed")
+    print(f"{len(changed)} file(s) changed; the book will be published at {pages_url(args.url)}")
     return 0
 
 
