@@ -125,11 +125,12 @@ def main():
             with locked(path) as data:
                 rec = data["models"].setdefault(name, {"seeds": [], "final_r2": [], "x0_r2": [],
                                                        "reference_on_model_r2": [], "seconds": 0.0})
-                rec["seeds"] += seeds
-                rec["final_r2"] += res.final_r2[name].tolist()
-                rec["x0_r2"] += res.x0_r2[name].T.tolist()  # one [K] row per seed
-                rec["reference_on_model_r2"] += res.reference_on_model_r2[name].T.tolist()
-                rec["seconds"] += res.seconds[name]
+                new = [k for k, s in enumerate(seeds) if s not in rec["seeds"]]  # another process may have run them
+                rec["seeds"] += [seeds[k] for k in new]
+                rec["final_r2"] += res.final_r2[name][new].tolist()
+                rec["x0_r2"] += res.x0_r2[name][:, new].T.tolist()  # one [K] row per seed
+                rec["reference_on_model_r2"] += res.reference_on_model_r2[name][:, new].T.tolist()
+                rec["seconds"] += res.seconds[name] * len(new) / len(seeds)
                 data["timesteps"] = res.timesteps
                 print(f"{args.dataset} {name}: {len(rec['seeds'])} seeds, mean final r2 "
                       f"{sum(rec['final_r2']) / len(rec['final_r2']):.3f}, {rec['seconds']:.0f} s", flush=True)
