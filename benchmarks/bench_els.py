@@ -1,11 +1,15 @@
 """Cost of one denoising step of the patch machines (LS, ELS) against the training-set size N.
 
-MNIST, 8 test queries forward-noised at t = 500, patch sizes 3 and 5, N = 250 ... 2000 training images.
+MNIST, 8 test queries forward-noised at t = 500, patch sizes 3, 7 and 11 (the range ELS's own calibration
+picks, chapter 7), N = 25 ... 400 training images for ELS (LS: the same N; it scans only one patch per image).
 ELS compares every query patch with every distinct training patch (``O(B H W x patches x P^2)``), LS only
 with the patches at the same place (``O(B N H W)``, independent of P). ELS rows stop once the next N is
 projected (linear in N) to take the ELS total past ``--budget`` seconds; those cells read "skipped".
 Each cell is "wall s / CPU s" of the best of the runs: on a shared machine the process CPU time (one
 thread by default) is the honest figure; on an idle core the two agree.
+
+The paper's protocol (chapter 7) runs 128 seeds through 10 DDIM steps: a cell times 16 x 10 = 160 is
+what one model's headline costs at that N and P (the cost is linear in the batch).
 
 Usage: ``LOCALITY_DATA_DIR=... python benchmarks/bench_els.py [--budget 150] [--threads T]``.
 """
@@ -20,8 +24,8 @@ import torch
 from locality_lib import DDPMSchedule, ELSDenoiser, LSDenoiser, load_dataset
 from locality_lib.compare import markdown_table
 
-SIZES_N = [250, 500, 1000, 2000]
-PATCH = [3, 5]
+SIZES_N = [25, 50, 100, 200, 400]
+PATCH = [3, 7, 11]
 T = 500
 
 

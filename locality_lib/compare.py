@@ -8,21 +8,29 @@
 At every input, each model and the reference give an x0-estimate (unclipped) and
 ``r2(pred, ref)``, ``pearson_r(pred, ref)``, ``mse(pred, ref)`` are recorded (``metrics.py``),
 ``ref = reference(x_t, t)``: r2 = 1, r = 1, mse = 0 mean "the same as the reference".
+
+:func:`paper_protocol` is the locality paper's headline measure (its code's ``r2_score_vs_unet_final``):
+model and reference each run their own 10-step DDIM (leading spacing, x0 clipped in the step, the last
+x0-estimate returned) from the same initial noise per seed, and the final samples are compared per image
+with ``1 - ||x - y||^2 / (D Var(y))``, ``y`` the reference's sample, ``Var`` unbiased (``D - 1``).
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ._checks import check_choice, check_images, check_timestep
-from .metrics import mse, pearson_r, r2
+from .metrics import mse, pearson_r, r2, r2_per_image
 from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
-__all__ = ["compare_models", "Comparison", "METRICS", "markdown_table"]
+__all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
+           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -140,3 +148,181 @@ def compare_models(
         reference_seconds=ref_seconds, inputs=inputs.detach().float().cpu(),
         reference=torch.stack(refs).detach().float().cpu(), predictions=predictions,
     )
+
+
+def paper_noise(seeds, shape) -> torch.Tensor:
+    """The initial noise ``x_T [S, C, H, W]`` of the paper's protocol: image s is ``randn(shape)`` from a
+    generator seeded with ``seeds[s]``, so a seed names one noise whatever the other seeds (an int
+    ``seeds`` means ``range(seeds)``)."""
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a positive count or a list of distinct ints, got {seeds!r}")
+    if len(shape) != 3:
+        raise ValueError(f"shape must be (C, H, W), got {tuple(shape)}")
+    return torch.stack([torch.randn(tuple(shape), generator=torch.Generator().manual_seed(s)) for s in seeds])
+
+
+def bootstrap_interval(values, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values [S]``: resample S values with replacement
+    ``n_boot`` times, take the ``(1 -+ level) / 2`` quantiles of the resampled means."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2:
+        raise ValueError(f"values must be a 1-D array of at least 2 numbers, got shape {v.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    means = v[np.random.default_rng(seed).integers(0, v.size, (n_boot, v.size))].mean(1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def summarize(values, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> dict:
+    """``{"mean", "median", "lo", "hi", "n"}`` of ``values [S]``: ``(lo, hi)`` the bootstrap interval of the mean."""
+    v = np.asarray(values, dtype=np.float64)
+    lo, hi = bootstrap_interval(v, level, n_boot, seed)
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "lo": lo, "hi": hi, "n": int(v.size)}
+
+
+@dataclass
+class PaperProtocol:
+    """What :func:`paper_protocol` measured, over S seeds and the K DDIM steps ``timesteps``.
+
+    ``final_r2[model]`` ``[S]``: r2 of the model's final sample to the reference's (the headline).
+    ``x0_r2[model]`` ``[K, S]``: at step k, r2 of the model's clipped x0-estimate (on its own trajectory)
+    to the reference's (on the reference's trajectory). ``reference_on_model_r2[model]`` ``[K, S]``: r2 of
+    the model's clipped x0-estimate to ``clip(reference(x_t, t_k))`` at the model's own ``x_t``.
+    ``samples[name]`` ``[S, C, H, W]`` (``"reference"`` included); ``seconds[name]``: sampling wall time;
+    ``seeds[model]``: the seeds of its S columns (the same for every model of one run; a model of a run
+    still in progress, read by :func:`load_paper_results`, may have fewer).
+    All r2 use the unbiased variance of the reference image.
+    """
+
+    timesteps: list[int]
+    seeds: dict[str, list[int]]
+    final_r2: dict[str, np.ndarray]
+    x0_r2: dict[str, np.ndarray]
+    reference_on_model_r2: dict[str, np.ndarray]
+    samples: dict[str, torch.Tensor]
+    seconds: dict[str, float]
+
+    def summary(self, model: str, level: float = 0.95, n_boot: int = 10_000) -> dict:
+        """:func:`summarize` of ``final_r2[model]``: mean, median and the bootstrap interval of the mean."""
+        if model not in self.final_r2:
+            raise ValueError(f"no model {model!r}; measured: {sorted(self.final_r2)}")
+        return summarize(self.final_r2[model], level, n_boot)
+
+    def difference(self, a: str, b: str, level: float = 0.95, n_boot: int = 10_000) -> dict:
+        """:func:`summarize` of ``final_r2[a] - final_r2[b]`` over the seeds both have (paired: one seed,
+        one noise, so the interval is that of the difference, not of two separate means)."""
+        for m in (a, b):
+            if m not in self.final_r2:
+                raise ValueError(f"no model {m!r}; measured: {sorted(self.final_r2)}")
+        common = sorted(set(self.seeds[a]) & set(self.seeds[b]))
+        va = dict(zip(self.seeds[a], self.final_r2[a]))
+        vb = dict(zip(self.seeds[b], self.final_r2[b]))
+        return summarize([va[s] - vb[s] for s in common], level, n_boot)
+
+
+def paper_protocol(
+    models: dict,
+    reference,
+    schedule: DDPMSchedule,
+    shape,
+    seeds=128,
+    num_steps: int = 10,
+    spacing: str = "leading",
+    batch_size: int = 64,
+    progress: bool = False,
+) -> PaperProtocol:
+    """The locality paper's protocol: every ``models[name]`` and ``reference`` sample from the same
+    ``paper_noise(seeds, shape)`` with ``ddim_sample(den, x_T, schedule, num_steps, spacing)`` (clipped
+    x0 in the step, the last x0-estimate returned); per image, with the unbiased variance,
+    ``r2 = 1 - ||x - y||^2 / (D Var(y))``, ``y`` the reference's. Seeds run in batches of ``batch_size``.
+    Returns a :class:`PaperProtocol` (final-sample r2 ``[S]`` and the two per-step curves ``[K, S]``).
+    """
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: denoiser}")
+    if "reference" in models:
+        raise ValueError("'reference' is the name of the reference's own samples; rename that model")
+    if not isinstance(schedule, DDPMSchedule):
+        raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    x_T = paper_noise(seeds, shape)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    batches = [x_T[i : i + batch_size] for i in range(0, x_T.shape[0], batch_size)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(batches) * (1 + len(models)), desc="paper protocol", leave=False)
+
+    def run(den, x):
+        start = time.perf_counter()
+        out = ddim_sample(den, x, schedule, num_steps, spacing)
+        if bar is not None:
+            bar.update(1)
+        return out, time.perf_counter() - start
+
+    refs, seconds = [], {"reference": 0.0}
+    for x in batches:
+        out, s = run(reference, x)
+        refs.append(out)
+        seconds["reference"] += s
+    ts = refs[0].timesteps
+    samples = {"reference": torch.cat([r.images for r in refs]).float().cpu()}
+    final, x0_r2, on_model = {}, {}, {}
+    for name, den in models.items():
+        seconds[name], fin, cur, onm, imgs = 0.0, [], [], [], []
+        for x, ref in zip(batches, refs):
+            out, s = run(den, x)
+            seconds[name] += s
+            with torch.no_grad():
+                ref_here = [reference(xt, t).clamp(-1, 1) for xt, t in zip(out.xt, ts)]
+            fin.append(r2_per_image(out.images, ref.images, unbiased=True))
+            cur.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref.x0)]))
+            onm.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref_here)]))
+            imgs.append(out.images.float().cpu())
+        final[name] = torch.cat(fin).numpy()
+        x0_r2[name] = torch.cat(cur, dim=1).numpy()
+        on_model[name] = torch.cat(onm, dim=1).numpy()
+        samples[name] = torch.cat(imgs)
+    if bar is not None:
+        bar.close()
+    return PaperProtocol(timesteps=list(ts), seeds={m: list(seed_list) for m in models}, final_r2=final, x0_r2=x0_r2,
+                         reference_on_model_r2=on_model, samples=samples, seconds=seconds)
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
+    """The paper's protocol as ``benchmarks/paper_protocol.py`` ran it for ``dataset`` (the file
+    ``locality_lib/results/paper_protocol_<dataset>.json`` shipped with the library).
+
+    Returns ``(PaperProtocol, info)``; ``info``: the run's ``config`` (seeds, training-set sizes,
+    candidate patch sizes), ``patch_sizes`` (``{model: {t: P}}``, its calibration) and ``seconds``.
+    """
+    path = RESULTS_DIR / f"paper_protocol_{dataset}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python benchmarks/paper_protocol.py {dataset}` first")
+    d = json.loads(path.read_text())
+    m = d["models"]
+    res = PaperProtocol(
+        timesteps=list(d["timesteps"]), seeds={k: list(v["seeds"]) for k, v in m.items()},
+        final_r2={k: np.asarray(v["final_r2"]) for k, v in m.items()},
+        x0_r2={k: np.asarray(v["x0_r2"]).T for k, v in m.items()},
+        reference_on_model_r2={k: np.asarray(v["reference_on_model_r2"]).T for k, v in m.items()},
+        samples={}, seconds={k: v["seconds"] for k, v in m.items()},
+    )
+    info = {"config": d["config"], "seconds": res.seconds,
+            "patch_sizes": {k: {int(t): p for t, p in v.items()} for k, v in d["patch_sizes"].items()}}
+    return res, info
+
+
+def load_els_scan(dataset: str) -> dict[int, dict]:
+    """``benchmarks/els_scan.py``'s run for ``dataset``: ``{N: {"seeds", "final_r2", "seconds", "patch_sizes"}}``,
+    the paper's protocol for ELS machines on N training images (``locality_lib/results/els_scan_<dataset>.json``)."""
+    path = RESULTS_DIR / f"els_scan_{dataset}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python benchmarks/els_scan.py {dataset}` first")
+    return {int(n): v for n, v in json.loads(path.read_text()).items()}

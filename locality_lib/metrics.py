@@ -1,6 +1,7 @@
 """Agreement metrics between a model's x0-estimate ``pred`` and a reference ``ref`` (both ``[B, C, H, W]``).
 
-* ``r2`` -- the locality paper's: per image ``1 - ||pred - ref||^2 / (D Var(ref))``, averaged over images.
+* ``r2`` -- the locality paper's: per image ``1 - ||pred - ref||^2 / (D Var(ref))``, averaged over images
+  (``r2_per_image`` gives the ``[B]`` values; ``unbiased=True`` is the variance of the paper's code).
 * ``pearson_r`` -- per-image Pearson correlation over pixels, averaged (Kamb & Ganguli's code).
 * ``mse`` -- mean squared error over all pixels (Niedoba et al.).
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["r2", "pearson_r", "mse", "nearest_train"]
+__all__ = ["r2", "r2_per_image", "pearson_r", "mse", "nearest_train"]
 
 
 def _flat(pred, ref):
@@ -23,13 +24,19 @@ def _flat(pred, ref):
     return pred.reshape(pred.shape[0], -1).double(), ref.reshape(ref.shape[0], -1).double()
 
 
-def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
-    """``mean_b [1 - ||pred_b - ref_b||^2 / (D Var(ref_b))]`` (Var over pixels, population)."""
+def r2_per_image(pred: torch.Tensor, ref: torch.Tensor, unbiased: bool = False) -> torch.Tensor:
+    """``1 - ||pred_b - ref_b||^2 / (D Var(ref_b))`` for each image b -> ``[B]`` float64; Var over the D
+    pixels, divided by ``D - 1`` when ``unbiased`` (the paper's final-sample r2), else by ``D``."""
     p, r = _flat(pred, ref)
-    var = r.var(dim=1, unbiased=False)
+    var = r.var(dim=1, unbiased=unbiased)
     if (var == 0).any():
         raise ValueError("r2 is undefined for a constant reference image (zero variance); use mse")
-    return float((1 - ((p - r) ** 2).mean(1) / var).mean())
+    return 1 - ((p - r) ** 2).mean(1) / var
+
+
+def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """``mean_b [1 - ||pred_b - ref_b||^2 / (D Var(ref_b))]`` (Var over pixels, population)."""
+    return float(r2_per_image(pred, ref).mean())
 
 
 def pearson_r(pred: torch.Tensor, ref: torch.Tensor) -> float:

@@ -71,3 +71,88 @@ def test_bad_input(wiener, x0):
         compare_models({}, wiener, x0, SCHEDULE, TS)
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a", "b"], [["only one"]])
+
+
+# --- the paper's protocol: final samples from shared initial noise -------------------------------------------
+
+from locality_lib.compare import bootstrap_interval, paper_noise, paper_protocol, summarize  # noqa: E402
+from locality_lib.metrics import r2_per_image  # noqa: E402
+
+
+def test_r2_per_image_is_the_paper_formula():
+    g = torch.Generator().manual_seed(0)
+    p, y = torch.randn(3, 1, 4, 5, generator=g), torch.randn(3, 1, 4, 5, generator=g)
+    D = 20
+    for unbiased, dof in ((True, D - 1), (False, D)):
+        yf, pf = y.reshape(3, -1).double(), p.reshape(3, -1).double()
+        var = ((yf - yf.mean(1, keepdim=True)) ** 2).sum(1) / dof
+        want = 1 - ((pf - yf) ** 2).sum(1) / (D * var)
+        torch.testing.assert_close(r2_per_image(p, y, unbiased=unbiased), want)
+
+
+def test_paper_noise_names_one_noise_per_seed():
+    a, b = paper_noise(4, (1, 3, 3)), paper_noise([2, 7], (1, 3, 3))
+    torch.testing.assert_close(b[0], a[2])
+    assert not torch.equal(b[1], a[1])
+    with pytest.raises(ValueError, match="distinct"):
+        paper_noise([1, 1], (1, 3, 3))
+
+
+def test_paper_protocol_self_and_batches(wiener):
+    shrunk = lambda x, t: 0.5 * wiener(x, t)  # noqa: E731
+    res = paper_protocol({"self": wiener, "shrunk": shrunk}, wiener, SCHEDULE, (1, 6, 6), seeds=6, num_steps=5,
+                         batch_size=4)
+    # the reference against itself: the same trajectory, r2 = 1 everywhere, an interval of width 0
+    np.testing.assert_array_equal(res.final_r2["self"], np.ones(6))
+    np.testing.assert_array_equal(res.x0_r2["self"], np.ones((5, 6)))
+    s = res.summary("self")
+    assert s["mean"] == s["median"] == s["lo"] == s["hi"] == 1.0 and s["n"] == 6
+    # when the model is the reference, the reference applied to the model's x_t is the x0 curve
+    np.testing.assert_array_equal(res.reference_on_model_r2["self"], res.x0_r2["self"])
+    # the final r2 is the paper's formula on the returned samples; batching does not change anything
+    want = r2_per_image(res.samples["shrunk"], res.samples["reference"], unbiased=True).numpy()
+    np.testing.assert_allclose(res.final_r2["shrunk"], want, rtol=1e-6)
+    assert (res.final_r2["shrunk"] < 1).all()
+    one = paper_protocol({"shrunk": shrunk}, wiener, SCHEDULE, (1, 6, 6), seeds=6, num_steps=5, batch_size=6)
+    np.testing.assert_allclose(one.final_r2["shrunk"], res.final_r2["shrunk"], rtol=1e-6)
+    # the first step starts from the same noise: both curves agree there
+    np.testing.assert_allclose(res.x0_r2["shrunk"][0], res.reference_on_model_r2["shrunk"][0], rtol=1e-6)
+    # paired difference over the same seeds: a model minus itself is exactly 0, and the mean is the difference
+    assert res.difference("self", "self")["hi"] == 0.0
+    d = res.difference("self", "shrunk")
+    assert abs(d["mean"] - (1 - res.final_r2["shrunk"].mean())) < 1e-12 and d["lo"] < d["mean"] < d["hi"]
+    assert res.timesteps == SCHEDULE.ddim_timesteps(5)
+
+
+def test_bootstrap_interval_contains_mean_and_shrinks():
+    v = np.random.default_rng(1).normal(0.5, 0.2, 512)
+    lo, hi = bootstrap_interval(v)
+    assert lo < v.mean() < hi
+    w32 = np.subtract(*bootstrap_interval(v[:32])[::-1])
+    w512 = hi - lo
+    # the width scales like 1 / sqrt(S): 16 times the seeds, about a quarter of the width
+    assert 0.15 < w512 / w32 < 0.4
+    flat = summarize(np.full(10, 0.3))
+    assert flat["hi"] - flat["lo"] < 1e-15 and abs(flat["lo"] - 0.3) < 1e-15
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval(v, level=95)
+
+
+def test_paper_protocol_bad_input(wiener):
+    with pytest.raises(ValueError, match="reference"):
+        paper_protocol({"reference": wiener}, wiener, SCHEDULE, (1, 6, 6), seeds=2)
+    with pytest.raises(ValueError, match="shape"):
+        paper_protocol({"w": wiener}, wiener, SCHEDULE, (6, 6), seeds=2)
+
+
+def test_shipped_results_are_the_papers_protocol():
+    """The file chapter 7 reads: every model's seeds are test seeds, its curves have one value per DDIM step."""
+    from locality_lib.compare import load_paper_results
+
+    for name in ("mnist", "fashion_mnist"):
+        res, info = load_paper_results(name)
+        assert res.timesteps == SCHEDULE.ddim_timesteps(info["config"]["num_steps"])
+        for m, seeds in res.seeds.items():
+            assert len(set(seeds)) == len(seeds) and set(seeds) <= set(range(info["config"]["seeds"]))
+            assert res.x0_r2[m].shape == res.reference_on_model_r2[m].shape == (len(res.timesteps), len(seeds))
+            assert res.final_r2[m].shape == (len(seeds),) and (res.final_r2[m] <= 1).all()
