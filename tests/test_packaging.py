@@ -51,7 +51,7 @@ def _run(cmd, cwd, env=None):
 def test_wheel_from_clean_checkout_ships_the_checkpoints(tmp_path):
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("needs a git checkout")
-    assert CHECKPOINTS == ["fashion_mnist.pt", "mnist.pt"], CHECKPOINTS
+    assert {"fashion_mnist.pt", "mnist.pt"} <= set(CHECKPOINTS), CHECKPOINTS  # the two UNets the probe loads
     src = tmp_path / "src"
     src.mkdir()
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
