@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,25 +94,45 @@ def _timed(den, x, t):
 def compare_models(
     models: dict,
     reference,
-    images: torch.Tensor,
-    schedule: DDPMSchedule,
+    x0: torch.Tensor | None = None,
+    schedule: DDPMSchedule | None = None,
     timesteps: list[int] | None = None,
     protocol: str = "forward",
     seed: int = 0,
     num_steps: int = 10,
     spacing: str = "leading",
+    *,
+    x_T: torch.Tensor | None = None,
+    images: torch.Tensor | None = None,
 ) -> Comparison:
     """Agreement of every ``models[name](x_t, t) -> x0_hat`` with ``reference(x_t, t)``, timestep by timestep.
 
-    ``images``: protocol ``"forward"``: clean held-out images ``x0 [B, C, H, W]`` in [-1, 1], noised
-    with ``eps ~ N(0, I)`` drawn once from ``seed``; ``timesteps`` is required.
-    Protocol ``"trajectory"``: the start noise ``x_T [B, C, H, W]``; the reference samples with
+    Protocol ``"forward"``: clean held-out images ``x0 [B, C, H, W]`` in [-1, 1], noised with
+    ``eps ~ N(0, I)`` drawn once from ``seed``; ``timesteps`` is required.
+    Protocol ``"trajectory"``: the start noise ``x_T [B, C, H, W]`` (keyword); the reference samples with
     ``ddim_sample(reference, x_T, schedule, num_steps, spacing, timesteps=timesteps)`` (clipped
     x0-estimates inside the step, as the paper) and the models are evaluated on its inputs ``xt[k]``.
+    ``images=`` is the deprecated name of either (clean images or start noise, by ``protocol``).
     Returns a :class:`Comparison` (metrics ``[T]`` per model, predictions, wall times).
     """
     check_choice(protocol, "protocol", ("forward", "trajectory"))
-    check_images(images, "images")
+    if images is not None:
+        warnings.warn("compare_models(images=...) is deprecated: pass x0= (protocol 'forward') or x_T= "
+                      "(protocol 'trajectory')", DeprecationWarning, stacklevel=2)
+        if x0 is not None or x_T is not None:
+            raise ValueError("pass images= (deprecated) or x0= / x_T=, not both")
+        x0, x_T = (images, None) if protocol == "forward" else (None, images)
+    if protocol == "forward":
+        if x_T is not None or x0 is None:
+            raise ValueError("protocol 'forward' compares on noised clean images: pass x0 [B, C, H, W] "
+                             "(x_T is the start noise of protocol 'trajectory')")
+        images = x0
+    else:
+        if x0 is not None or x_T is None:
+            raise ValueError("protocol 'trajectory' starts from noise: pass x_T= [B, C, H, W] "
+                             "(x0 is for protocol 'forward')")
+        images = x_T
+    check_images(images, "x0" if protocol == "forward" else "x_T")
     if not isinstance(models, dict) or not models:
         raise ValueError("models must be a non-empty dict {name: denoiser}")
     if not isinstance(schedule, DDPMSchedule):

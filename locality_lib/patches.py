@@ -251,7 +251,7 @@ def calibrate_patch_sizes(
     schedule = DDPMSchedule() if schedule is None else schedule
     names = {f"P = {p}": p for p in sizes}
     models = {name: model(train, schedule, p) for name, p in names.items()}
-    comp = compare_models(models, reference, x_T, schedule, timesteps=timesteps, protocol="trajectory",
-                          num_steps=num_steps, spacing=spacing)
+    comp = compare_models(models, reference, schedule=schedule, timesteps=timesteps, protocol="trajectory",
+                          num_steps=num_steps, spacing=spacing, x_T=x_T)
     best = {t: names[name] for t, name in zip(comp.timesteps, comp.best(metric))}
     return best, comp

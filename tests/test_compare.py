@@ -31,8 +31,9 @@ def doubled_deviation(den):
 @pytest.mark.parametrize("protocol", ["forward", "trajectory"])
 def test_closed_forms(wiener, x0, protocol):
     images = x0 if protocol == "forward" else torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
-    cmp = compare_models({"self": wiener, "doubled": doubled_deviation(wiener)}, wiener, images, SCHEDULE,
-                         TS if protocol == "forward" else None, protocol=protocol)
+    start = {"x0": images} if protocol == "forward" else {"x_T": images}
+    cmp = compare_models({"self": wiener, "doubled": doubled_deviation(wiener)}, wiener, schedule=SCHEDULE,
+                         timesteps=TS if protocol == "forward" else None, protocol=protocol, **start)
     T = len(cmp.timesteps)
     np.testing.assert_allclose(cmp.metrics["r2"]["self"], np.ones(T), atol=1e-12)
     np.testing.assert_allclose(cmp.metrics["pearson_r"]["self"], np.ones(T), atol=1e-12)
@@ -56,7 +57,7 @@ def test_forward_inputs_share_one_noise(wiener, x0):
 
 def test_trajectory_follows_reference_ddim(wiener, x0):
     x_T = torch.randn(x0.shape, generator=torch.Generator().manual_seed(2))
-    cmp = compare_models({"w": wiener}, wiener, x_T, SCHEDULE, protocol="trajectory", num_steps=5)
+    cmp = compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", num_steps=5, x_T=x_T)
     traj = ddim_sample(wiener, x_T, SCHEDULE, num_steps=5)
     assert cmp.timesteps == traj.timesteps == SCHEDULE.ddim_timesteps(5)
     torch.testing.assert_close(cmp.inputs, traj.xt.float())
@@ -156,3 +157,15 @@ def test_shipped_results_are_the_papers_protocol():
             assert len(set(seeds)) == len(seeds) and set(seeds) <= set(range(info["config"]["seeds"]))
             assert res.x0_r2[m].shape == res.reference_on_model_r2[m].shape == (len(res.timesteps), len(seeds))
             assert res.final_r2[m].shape == (len(seeds),) and (res.final_r2[m] <= 1).all()
+
+
+def test_one_name_per_protocol_and_the_old_name_still_works(wiener, x0):
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="x_T"):
+        compare_models({"w": wiener}, wiener, x0, SCHEDULE, protocol="trajectory")  # clean images as start noise
+    with pytest.raises(ValueError, match="x0"):
+        compare_models({"w": wiener}, wiener, schedule=SCHEDULE, timesteps=TS, x_T=noise)
+    with pytest.warns(DeprecationWarning, match="x_T"):
+        old = compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", images=noise)
+    new = compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", x_T=noise)
+    torch.testing.assert_close(old.inputs, new.inputs)
