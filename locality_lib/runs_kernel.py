@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import subprocess
 import tempfile
 import warnings
@@ -144,13 +145,25 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("LOCALITY_KERNEL_DIR", Path.home() / ".cache" / "locality_lib"))
 
 
+def _cpu_model() -> str:
+    """The processor's name (``/proc/cpuinfo`` where there is one), part of the compiled kernel's cache key."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine() + " " + platform.processor()
+
+
 def load():
     """The compiled kernel (a ctypes function), compiled on first use; None (with a warning) when that fails."""
     global _lib
     if _lib is None:
         src = _SOURCE % {"tile": TILE, "chains": CHAINS}
         cc = os.environ.get("CC", "cc")
-        tag = hashlib.sha1(" ".join([src, cc, *_CFLAGS]).encode()).hexdigest()[:16]
+        # -march=native: a home folder shared by machines with other CPUs must not reuse the binary
+        tag = hashlib.sha1(" ".join([src, cc, *_CFLAGS, _cpu_model()]).encode()).hexdigest()[:16]
         path = _cache_dir() / f"runs_kernel_{tag}.so"
         try:
             if not path.exists():
