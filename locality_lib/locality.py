@@ -52,8 +52,8 @@ from .base import TrainingSetDenoiser, exact_dtype
 from .softmax import make_softmax_accumulator
 from .statistics import DataStatistics, dataset_statistics
 
-__all__ = ["LocalityDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "locality_masks", "denoise_dense", "denoise_shared_mask", "denoise_runs",
-           "denoise_fused"]
+__all__ = ["LocalityDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "locality_masks", "denoise_dense",
+           "denoise_shared_mask", "denoise_runs", "denoise_fused"]
 
 #: Elements of the ``[D, B, K]`` logits per chunk in exact mode (a few MB: the passes stay in cache).
 _CHUNK_ELEMENTS = 2**19
@@ -67,6 +67,12 @@ PAPER_THRESHOLDS = {"mnist": 0.005, "fashion_mnist": 0.005, "cifar10": 0.05, "ce
 PAPER_DIAG_FLOOR = 1e-6
 
 
+def _check_diag_floor(diag_floor) -> float:
+    if not diag_floor >= 0:  # also refuses NaN
+        raise ValueError(f"diag_floor must be >= 0 (the paper uses {PAPER_DIAG_FLOOR}), got {diag_floor}")
+    return float(diag_floor)
+
+
 def locality_masks(W: torch.Tensor, threshold: float, convention: str = "column",
                    diag_floor: float = PAPER_DIAG_FLOOR) -> torch.Tensor:
     """Binarized masks from a Wiener matrix ``W [D, D]`` (float64), by the paper's rule.
@@ -78,8 +84,7 @@ def locality_masks(W: torch.Tensor, threshold: float, convention: str = "column"
     column m of ``B`` (``convention="column"``, the paper's code) or row m (``"row"``).
     """
     check_choice(convention, "convention", ("column", "row"))
-    if not diag_floor >= 0:
-        raise ValueError(f"diag_floor must be >= 0 (the paper uses {PAPER_DIAG_FLOOR}), got {diag_floor}")
+    _check_diag_floor(diag_floor)
     d = W.diagonal()
     d = torch.where((d.abs() < diag_floor) | (d == 0), torch.ones_like(d), d)
     A = (W / d[:, None]).abs()
@@ -293,9 +298,7 @@ class LocalityDenoiser(TrainingSetDenoiser):
         self.softmax = check_choice(softmax, "softmax", ("exact", "batchwise"))
         self.method = check_choice(method, "method", ("runs", "dense"))
         self.batch_size = batch_size
-        if not diag_floor >= 0:
-            raise ValueError(f"diag_floor must be >= 0 (the paper uses {PAPER_DIAG_FLOOR}), got {diag_floor}")
-        self.diag_floor = float(diag_floor)
+        self.diag_floor = _check_diag_floor(diag_floor)
         self.stats = stats if stats is not None else DataStatistics(self.train)
         self._masks: dict = {}
         self._plans: dict = {}
