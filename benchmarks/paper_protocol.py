@@ -4,7 +4,10 @@ Every model samples with 10-step DDIM from the same initial noise per seed as th
 (``locality_lib.compare.paper_protocol``); the per-seed final-sample r2 and both per-step curves are
 appended to ``locality_lib/results/paper_protocol_<dataset>.json`` after every batch of seeds, so an
 interrupted run resumes where it stopped (the chapter reads the file and states how many seeds each
-model has). The patch machines are calibrated first (``calibrate_patch_sizes`` with their own class,
+model has). The final samples go to ``paper_samples_<dataset>.npz`` beside it (the UNet's as
+``"reference"``), so that another referee can score them without re-running the models
+(``locality_lib.compare.second_referee``); seeds already in the JSON but missing from the samples file are
+sampled again and must reproduce their stored r2 (to 1e-4), or the script stops. The patch machines are calibrated first (``calibrate_patch_sizes`` with their own class,
 on calibration noise of seeds 10000+, disjoint from the test seeds 0..S-1).
 
 Usage (about an hour per dataset on one CPU core, most of it ELS)::
@@ -26,7 +29,7 @@ import torch
 
 from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityDenoiser, LSDenoiser,
                           NearestDenoiser, OptimalDenoiser, WienerDenoiser, calibrate_patch_sizes, load_dataset)
-from locality_lib.compare import paper_noise, paper_protocol
+from locality_lib.compare import load_paper_samples, paper_noise, paper_protocol, save_paper_samples
 from locality_lib.unet import UNetDenoiser
 
 RESULTS = Path(__file__).resolve().parents[1] / "locality_lib" / "results"  # shipped with the library (Colab)
@@ -116,7 +119,8 @@ def main():
         for lo in range(first, min(end, CONFIG["seeds"]), args.batch):
             with locked(path) as data:
                 done = set(data["models"].get(name, {}).get("seeds", []))
-            seeds = [s for s in range(lo, min(lo + args.batch, end, CONFIG["seeds"])) if s not in done]
+                sampled = set(load_paper_samples(args.dataset).get(name, ([], None))[0])
+            seeds = [s for s in range(lo, min(lo + args.batch, end, CONFIG["seeds"])) if s not in done & sampled]
             if not seeds:
                 continue
             ref = memos.setdefault(tuple(seeds), Memo(unet))
@@ -126,6 +130,14 @@ def main():
                 rec = data["models"].setdefault(name, {"seeds": [], "final_r2": [], "x0_r2": [],
                                                        "reference_on_model_r2": [], "seconds": 0.0})
                 new = [k for k, s in enumerate(seeds) if s not in rec["seeds"]]  # another process may have run them
+                for k, s in enumerate(seeds):  # sampled again for the samples file: the same numbers, or stop
+                    if s in rec["seeds"]:
+                        old = rec["final_r2"][rec["seeds"].index(s)]
+                        if abs(old - float(res.final_r2[name][k])) > 1e-4:
+                            raise SystemExit(f"{name} seed {s}: final r2 {float(res.final_r2[name][k]):.6f} now, "
+                                             f"{old:.6f} in {path.name}: the model changed since that run")
+                save_paper_samples(args.dataset, name, seeds, res.samples[name])
+                save_paper_samples(args.dataset, "reference", seeds, res.samples["reference"])
                 rec["seeds"] += [seeds[k] for k in new]
                 rec["final_r2"] += res.final_r2[name][new].tolist()
                 rec["x0_r2"] += res.x0_r2[name][:, new].T.tolist()  # one [K] row per seed

@@ -31,7 +31,8 @@ from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
-           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan"]
+           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan",
+           "load_paper_samples", "save_paper_samples", "second_referee"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -338,6 +339,80 @@ def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
     info = {"config": d["config"], "seconds": res.seconds,
             "patch_sizes": {k: {int(t): p for t, p in v.items()} for k, v in d["patch_sizes"].items()}}
     return res, info
+
+
+def _samples_path(dataset: str, root=None) -> Path:
+    return Path(root if root is not None else RESULTS_DIR) / f"paper_samples_{dataset}.npz"
+
+
+def load_paper_samples(dataset: str, root=None) -> dict[str, tuple[list[int], torch.Tensor]]:
+    """The final samples behind ``load_paper_results(dataset)``: ``{name: (seeds [S], samples [S, C, H, W])}``
+    for every model that ``benchmarks/paper_protocol.py`` ran, and ``"reference"`` (the UNet's), from
+    ``locality_lib/results/paper_samples_<dataset>.npz`` (float32, as sampled); ``{}`` if there is no file."""
+    path = _samples_path(dataset, root)
+    if not path.exists():
+        return {}
+    with np.load(path) as z:
+        return {k[: -len("_seeds")]: ([int(s) for s in z[k]], torch.from_numpy(z[k[: -len("_seeds")]]))
+                for k in z.files if k.endswith("_seeds")}
+
+
+def save_paper_samples(dataset: str, name: str, seeds, samples: torch.Tensor, root=None) -> None:
+    """Add (or replace) the final samples ``[S, C, H, W]`` of seeds ``seeds`` for ``name`` in the samples file
+    of :func:`load_paper_samples` (written to a temporary file, then renamed: never half written)."""
+    seeds = [int(s) for s in seeds]
+    if samples.ndim != 4 or samples.shape[0] != len(seeds):
+        raise ValueError(f"samples must be [S, C, H, W] with S = len(seeds) = {len(seeds)}, got {tuple(samples.shape)}")
+    have = load_paper_samples(dataset, root)
+    old_seeds, old = have.get(name, ([], samples[:0].float().cpu()))
+    keep = [i for i, s in enumerate(old_seeds) if s not in set(seeds)]
+    have[name] = ([old_seeds[i] for i in keep] + seeds, torch.cat([old[keep], samples.float().cpu()]))
+    arrays = {}
+    for k, (sd, x) in have.items():
+        arrays[k], arrays[f"{k}_seeds"] = x.numpy().astype(np.float32), np.asarray(sd, dtype=np.int64)
+    path = _samples_path(dataset, root)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(path)
+
+
+def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, batch_size: int = 64,
+                   progress: bool = False, root=None) -> PaperProtocol:
+    """The paper's headline measure with another referee: ``referee`` (any denoiser, e.g. the DiT) samples
+    from the same initial noise ``paper_noise(seeds)`` with the protocol's 10-step DDIM, and every model's
+    stored final sample (:func:`load_paper_samples`) is scored against it per image,
+    ``r2 = 1 - ||x - y||^2 / (D Var(y))``, ``y`` the referee's sample (unbiased variance).
+
+    Returns a :class:`PaperProtocol` with ``final_r2`` and ``samples`` (``"reference"`` = the referee's)
+    for every stored model, including ``"unet"`` (the first referee's own samples); the per-step curves
+    are empty (they need the models' trajectories). With the UNet as ``referee`` the ``final_r2`` equal
+    ``load_paper_results(dataset)``'s."""
+    stored = load_paper_samples(dataset, root)
+    if not stored:
+        raise FileNotFoundError(f"{_samples_path(dataset, root)} not found: run "
+                                f"`python benchmarks/paper_protocol.py {dataset}` first")
+    schedule = schedule if schedule is not None else DDPMSchedule()
+    num_steps = json.loads((Path(root if root is not None else RESULTS_DIR) / f"paper_protocol_{dataset}.json")
+                           .read_text())["config"]["num_steps"]
+    seeds = sorted(set().union(*(sd for sd, _ in stored.values())))
+    shape = tuple(next(iter(stored.values()))[1].shape[1:])
+    x_T = paper_noise(seeds, shape)
+    chunks = range(0, len(seeds), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="second referee", leave=False)
+    with torch.no_grad():
+        ref = torch.cat([ddim_sample(referee, x_T[i : i + batch_size], schedule, num_steps).images.float().cpu()
+                         for i in chunks])
+    row = {s: i for i, s in enumerate(seeds)}
+    final, seed_of, samples = {}, {}, {"reference": ref}
+    for name, (sd, x) in stored.items():
+        key = "unet" if name == "reference" else name
+        final[key] = r2_per_image(x, ref[[row[s] for s in sd]], unbiased=True).numpy()
+        seed_of[key], samples[key] = list(sd), x
+    return PaperProtocol(timesteps=[], seeds=seed_of, final_r2=final, x0_r2={}, reference_on_model_r2={},
+                         samples=samples, seconds={})
 
 
 def load_els_scan(dataset: str) -> dict[int, dict]:
