@@ -29,7 +29,7 @@ PRETRAINED = {
     "unet/fashion_mnist": "UNet (1.06 M parameters) trained on Fashion-MNIST, 100 epochs on a GPU",
     "dit/mnist": "DiT (patch 4, 1.26 M parameters) trained on MNIST on a CPU",
     "unet/mnist-w": "UNet on MNIST with a planted W (plant_pattern), fine-tuned from unet/mnist",
-    "dit/mnist-w": "DiT on MNIST with a planted W (plant_pattern), fine-tuned from dit/mnist",
+    "dit/mnist-w": "DiT on MNIST with a planted W (plant_pattern), fine-tuned from an earlier stage of dit/mnist",
     "unet/mnist-shuffled": "UNet trained from scratch on MNIST with its pixels shuffled (shuffle_pixels)",
     "dit/mnist-shuffled": "DiT trained from scratch on MNIST with its pixels shuffled (shuffle_pixels)",
 }

@@ -22,6 +22,8 @@ from locality_lib import UNetDenoiser
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = sorted(p.name for p in (ROOT / "locality_lib" / "checkpoints").glob("*.pt"))
+# the results chapter 8 reads (paper's protocol, ELS scan, stored final samples for a second referee)
+RESULTS = sorted(p.name for pat in ("*.json", "*.npz") for p in (ROOT / "locality_lib" / "results").glob(pat))
 FUTURE = "locality_lib/checkpoints/dit/future.pt"  # a checkpoint in a subfolder, added before building
 
 # Run in the new venv: load each UNet, denoise a fixed input, save the results and where the package lives.
@@ -76,6 +78,9 @@ def test_wheel_from_clean_checkout_ships_the_checkpoints(tmp_path):
         names = set(zf.namelist())
     for name in CHECKPOINTS:
         assert f"locality_lib/checkpoints/{name}" in names, f"wheel lacks {name}"
+    assert any(n.endswith(".npz") for n in RESULTS), RESULTS
+    for name in RESULTS:
+        assert f"locality_lib/results/{name}" in names, f"wheel lacks results/{name}"
     assert FUTURE in names, "wheel lacks a checkpoint in a subfolder of locality_lib/checkpoints"
 
     # A new venv without pip; this environment's packages (torch, ...) appended to its path by a .pth
