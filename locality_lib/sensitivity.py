@@ -95,19 +95,30 @@ def wiener_sensitivity_field(wiener, t: int, pixels) -> torch.Tensor:
     return wiener.jacobian(int(t))[idx].reshape(idx.numel(), *wiener.shape)
 
 
+def _offsets(pixels, shape: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column offsets ``[P, D]`` of every input pixel ``n`` from each output pixel ``m_p``
+    (channels share a position)."""
+    c, h, w = shape
+    idx = pixel_indices(pixels, shape)
+    n = torch.arange(c * h * w)
+    return (n % (h * w)) // w - ((idx % (h * w)) // w)[:, None], n % w - (idx % w)[:, None]
+
+
+def _rows(fields: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
+    """Fields ``[..., P, C*H*W]`` or ``[..., P, C, H, W]`` as float64 rows ``[..., P, C*H*W]``."""
+    lead = fields.shape[: fields.ndim - (3 if fields.shape[-3:] == shape else 1)]
+    return fields.reshape(*lead, -1).double()
+
+
 def field_width(fields: torch.Tensor, pixels, shape: tuple[int, int, int]) -> torch.Tensor:
     """RMS distance of each field from its output pixel: ``sqrt(sum_n |r_n - r_m|^2 F_n^2 / sum_n F_n^2)``.
 
     fields: ``[..., P, C*H*W]`` (or ``[..., P, C, H, W]``), row ``p`` the field of pixel ``m_p``; ``r_n`` is
     the ``(h, w)`` position of input pixel ``n`` (channels share it). Returns ``[..., P]`` float64, in pixels.
     """
-    c, h, w = shape
-    idx = pixel_indices(pixels, shape)
-    n = torch.arange(c * h * w)
-    rows, cols = (n % (h * w)) // w, n % w
-    qr, qc = (idx % (h * w)) // w, idx % w
-    r2 = ((rows[None] - qr[:, None]) ** 2 + (cols[None] - qc[:, None]) ** 2).double()  # [P, D]
-    f2 = fields.reshape(*fields.shape[: fields.ndim - (3 if fields.shape[-3:] == shape else 1)], -1).double().pow(2)
+    dr, dc = _offsets(pixels, shape)
+    r2 = (dr**2 + dc**2).double()  # [P, D]
+    f2 = _rows(fields, shape).pow(2)
     return ((f2 * r2.to(f2.device)).sum(-1) / f2.sum(-1)).sqrt()
 
 
@@ -118,16 +129,12 @@ def mask_share(fields: torch.Tensor, pixels, shape: tuple[int, int, int], mask: 
     (or ``[..., P, C, H, W]``) and a 0/1 ``mask [C, H, W]``; returns ``[..., P]`` float64. It measures
     how much of a field sits on a far-away planted pattern rather than around its own pixel.
     """
-    c, h, w = shape
     if tuple(mask.shape) != tuple(shape):
         raise ValueError(f"mask has shape {tuple(mask.shape)}, expected the image shape {tuple(shape)}")
-    idx = pixel_indices(pixels, shape)
-    n = torch.arange(c * h * w)
-    rows, cols = (n % (h * w)) // w, n % w
-    qr, qc = (idx % (h * w)) // w, idx % w
-    far = torch.maximum((rows[None] - qr[:, None]).abs(), (cols[None] - qc[:, None]).abs()) > near  # [P, D]
+    dr, dc = _offsets(pixels, shape)
+    far = torch.maximum(dr.abs(), dc.abs()) > near  # [P, D]
     keep = (far & (mask.reshape(-1)[None] > 0)).double()
-    a = fields.reshape(*fields.shape[: fields.ndim - (3 if fields.shape[-3:] == shape else 1)], -1).double().abs()
+    a = _rows(fields, shape).abs()
     return (a * keep.to(a.device)).sum(-1) / a.sum(-1)
 
 
