@@ -23,16 +23,15 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 
 from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityDenoiser, LSDenoiser,
                           NearestDenoiser, OptimalDenoiser, WienerDenoiser, calibrate_patch_sizes, load_dataset)
+from locality_lib.compare import RESULTS_DIR as RESULTS  # shipped with the library (Colab)
 from locality_lib.compare import load_paper_samples, paper_noise, paper_protocol, save_paper_samples
 from locality_lib.unet import UNetDenoiser
 
-RESULTS = Path(__file__).resolve().parents[1] / "locality_lib" / "results"  # shipped with the library (Colab)
 #: Settings shared with chapter 7 (which reads them back from the file).
 CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 50, "num_steps": 10,
           "ls_sizes": [3, 5, 7, 11, 15, 21], "els_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
@@ -136,8 +135,7 @@ def main():
                         if abs(old - float(res.final_r2[name][k])) > 1e-4:
                             raise SystemExit(f"{name} seed {s}: final r2 {float(res.final_r2[name][k]):.6f} now, "
                                              f"{old:.6f} in {path.name}: the model changed since that run")
-                save_paper_samples(args.dataset, name, seeds, res.samples[name])
-                save_paper_samples(args.dataset, "reference", seeds, res.samples["reference"])
+                save_paper_samples(args.dataset, seeds, {name: res.samples[name], "reference": res.samples["reference"]})
                 rec["seeds"] += [seeds[k] for k in new]
                 rec["final_r2"] += res.final_r2[name][new].tolist()
                 rec["x0_r2"] += res.x0_r2[name][:, new].T.tolist()  # one [K] row per seed

@@ -317,6 +317,11 @@ def paper_protocol(
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def _result_file(stem: str, dataset: str, suffix: str = ".json", root=None) -> Path:
+    """``<root or RESULTS_DIR>/<stem>_<dataset><suffix>``: where the results files live."""
+    return Path(root if root is not None else RESULTS_DIR) / f"{stem}_{dataset}{suffix}"
+
+
 def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
     """The paper's protocol as ``benchmarks/paper_protocol.py`` ran it for ``dataset`` (the file
     ``locality_lib/results/paper_protocol_<dataset>.json`` shipped with the library).
@@ -324,7 +329,7 @@ def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
     Returns ``(PaperProtocol, info)``; ``info``: the run's ``config`` (seeds, training-set sizes,
     candidate patch sizes), ``patch_sizes`` (``{model: {t: P}}``, its calibration) and ``seconds``.
     """
-    path = RESULTS_DIR / f"paper_protocol_{dataset}.json"
+    path = _result_file("paper_protocol", dataset)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `python benchmarks/paper_protocol.py {dataset}` first")
     d = json.loads(path.read_text())
@@ -341,15 +346,11 @@ def load_paper_results(dataset: str) -> tuple[PaperProtocol, dict]:
     return res, info
 
 
-def _samples_path(dataset: str, root=None) -> Path:
-    return Path(root if root is not None else RESULTS_DIR) / f"paper_samples_{dataset}.npz"
-
-
 def load_paper_samples(dataset: str, root=None) -> dict[str, tuple[list[int], torch.Tensor]]:
     """The final samples behind ``load_paper_results(dataset)``: ``{name: (seeds [S], samples [S, C, H, W])}``
     for every model that ``benchmarks/paper_protocol.py`` ran, and ``"reference"`` (the UNet's), from
     ``locality_lib/results/paper_samples_<dataset>.npz`` (float32, as sampled); ``{}`` if there is no file."""
-    path = _samples_path(dataset, root)
+    path = _result_file("paper_samples", dataset, ".npz", root)
     if not path.exists():
         return {}
     with np.load(path) as z:
@@ -357,20 +358,23 @@ def load_paper_samples(dataset: str, root=None) -> dict[str, tuple[list[int], to
                 for k in z.files if k.endswith("_seeds")}
 
 
-def save_paper_samples(dataset: str, name: str, seeds, samples: torch.Tensor, root=None) -> None:
-    """Add (or replace) the final samples ``[S, C, H, W]`` of seeds ``seeds`` for ``name`` in the samples file
-    of :func:`load_paper_samples` (written to a temporary file, then renamed: never half written)."""
+def save_paper_samples(dataset: str, seeds, samples: dict, root=None) -> None:
+    """Add (or replace) the final samples ``samples[name] [S, C, H, W]`` of seeds ``seeds`` for every ``name``
+    in the samples file of :func:`load_paper_samples`, in one write (to a temporary file, then renamed:
+    never half written)."""
     seeds = [int(s) for s in seeds]
-    if samples.ndim != 4 or samples.shape[0] != len(seeds):
-        raise ValueError(f"samples must be [S, C, H, W] with S = len(seeds) = {len(seeds)}, got {tuple(samples.shape)}")
     have = load_paper_samples(dataset, root)
-    old_seeds, old = have.get(name, ([], samples[:0].float().cpu()))
-    keep = [i for i, s in enumerate(old_seeds) if s not in set(seeds)]
-    have[name] = ([old_seeds[i] for i in keep] + seeds, torch.cat([old[keep], samples.float().cpu()]))
+    for name, x in samples.items():
+        if x.ndim != 4 or x.shape[0] != len(seeds):
+            raise ValueError(f"samples[{name!r}] must be [S, C, H, W] with S = len(seeds) = {len(seeds)}, "
+                             f"got {tuple(x.shape)}")
+        old_seeds, old = have.get(name, ([], x[:0].float().cpu()))
+        keep = [i for i, s in enumerate(old_seeds) if s not in set(seeds)]
+        have[name] = ([old_seeds[i] for i in keep] + seeds, torch.cat([old[keep], x.float().cpu()]))
     arrays = {}
     for k, (sd, x) in have.items():
         arrays[k], arrays[f"{k}_seeds"] = x.numpy().astype(np.float32), np.asarray(sd, dtype=np.int64)
-    path = _samples_path(dataset, root)
+    path = _result_file("paper_samples", dataset, ".npz", root)
     tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)
     tmp.replace(path)
@@ -389,11 +393,10 @@ def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, 
     ``load_paper_results(dataset)``'s."""
     stored = load_paper_samples(dataset, root)
     if not stored:
-        raise FileNotFoundError(f"{_samples_path(dataset, root)} not found: run "
+        raise FileNotFoundError(f"{_result_file('paper_samples', dataset, '.npz', root)} not found: run "
                                 f"`python benchmarks/paper_protocol.py {dataset}` first")
     schedule = schedule if schedule is not None else DDPMSchedule()
-    num_steps = json.loads((Path(root if root is not None else RESULTS_DIR) / f"paper_protocol_{dataset}.json")
-                           .read_text())["config"]["num_steps"]
+    num_steps = json.loads(_result_file("paper_protocol", dataset, root=root).read_text())["config"]["num_steps"]
     seeds = sorted(set().union(*(sd for sd, _ in stored.values())))
     shape = tuple(next(iter(stored.values()))[1].shape[1:])
     x_T = paper_noise(seeds, shape)
@@ -418,7 +421,7 @@ def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, 
 def load_els_scan(dataset: str) -> dict[int, dict]:
     """``benchmarks/els_scan.py``'s run for ``dataset``: ``{N: {"seeds", "final_r2", "seconds", "patch_sizes"}}``,
     the paper's protocol for ELS machines on N training images (``locality_lib/results/els_scan_<dataset>.json``)."""
-    path = RESULTS_DIR / f"els_scan_{dataset}.json"
+    path = _result_file("els_scan", dataset)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `python benchmarks/els_scan.py {dataset}` first")
     return {int(n): v for n, v in json.loads(path.read_text()).items()}

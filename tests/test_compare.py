@@ -182,11 +182,11 @@ def test_second_referee_scores_stored_samples(wiener, tmp_path):
     res = paper_protocol({"shrunk": shrunk, "self": wiener}, wiener, SCHEDULE, (1, 6, 6), seeds=6, num_steps=5)
     (tmp_path / "paper_protocol_toy.json").write_text(json.dumps({"config": {"num_steps": 5}}))
     # stored in two pieces, out of order, one seed written twice: the file keeps one sample per seed
-    save_paper_samples("toy", "shrunk", [3, 4, 5], res.samples["shrunk"][3:], root=tmp_path)
-    save_paper_samples("toy", "shrunk", [0, 1, 2, 3], res.samples["shrunk"][:4], root=tmp_path)
-    save_paper_samples("toy", "reference", range(6), res.samples["reference"], root=tmp_path)
-    seeds, x = load_paper_samples("toy", root=tmp_path)["shrunk"]
-    assert sorted(seeds) == list(range(6)) and torch.equal(x[np.argsort(seeds)], res.samples["shrunk"])
+    save_paper_samples("toy", [3, 4, 5], {m: res.samples[m][3:] for m in ("shrunk", "reference")}, root=tmp_path)
+    save_paper_samples("toy", [0, 1, 2, 3], {m: res.samples[m][:4] for m in ("shrunk", "reference")}, root=tmp_path)
+    for m in ("shrunk", "reference"):  # both names of each write, one sample per seed
+        seeds, x = load_paper_samples("toy", root=tmp_path)[m]
+        assert sorted(seeds) == list(range(6)) and torch.equal(x[np.argsort(seeds)], res.samples[m])
     same = second_referee("toy", wiener, SCHEDULE, batch_size=4, root=tmp_path)
     got = dict(zip(same.seeds["shrunk"], same.final_r2["shrunk"]))
     np.testing.assert_allclose([got[s] for s in range(6)], res.final_r2["shrunk"], rtol=1e-6)
@@ -195,9 +195,10 @@ def test_second_referee_scores_stored_samples(wiener, tmp_path):
     new = second_referee("toy", other, SCHEDULE, root=tmp_path)
     ref = ddim_sample(other, paper_noise(range(6), (1, 6, 6)), SCHEDULE, 5).images
     want = r2_per_image(res.samples["reference"], ref, unbiased=True).numpy()
-    np.testing.assert_allclose(new.final_r2["unet"], want, rtol=1e-6)
+    got = dict(zip(new.seeds["unet"], new.final_r2["unet"]))  # stored in the order the writes left
+    np.testing.assert_allclose([got[s] for s in range(6)], want, rtol=1e-6)
     assert (new.final_r2["unet"] < 1).all() and new.summary("shrunk")["n"] == 6
     with pytest.raises(FileNotFoundError, match="paper_protocol.py"):
         second_referee("other", wiener, SCHEDULE, root=tmp_path)
     with pytest.raises(ValueError, match="len"):
-        save_paper_samples("toy", "shrunk", [0, 1], res.samples["shrunk"], root=tmp_path)
+        save_paper_samples("toy", [0, 1], {"shrunk": res.samples["shrunk"]}, root=tmp_path)
