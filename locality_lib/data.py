@@ -15,7 +15,7 @@
 
 ``n=None`` returns the whole split in its own order; ``n=k`` a random subset of k drawn with ``seed``.
 
-Transforms that change a data set's pixel correlations (chapter 4b trains networks on them):
+Transforms that change a data set's pixel correlations (chapter 5 trains networks on them):
 
 * ``plant_pattern(x, amplitude=2.0, seed=0)`` -- ``x_i + a_i w`` with ``w = w_mask()`` a W-shaped 0/1 mask
   in the top-left corner and ``a_i ~ U(0, amplitude)`` one amplitude per image (image ``i`` of ``x`` gets

@@ -6,6 +6,7 @@ in fast mode (every notebook executed: a failing cell or any Sphinx warning fail
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -105,6 +106,28 @@ def test_toc_entries_exist_once():
     for entry in entries:
         found = resolve(entry)
         assert len(found) == 1, f"_toc.yml entry {entry!r} must name exactly one .ipynb or .md file, found {found}"
+
+
+def numbered_chapters() -> list[str]:
+    """The ``file`` entries of ``_toc.yml``'s numbered parts, in the order the toolchain numbers them."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part["chapters"]]
+
+
+def test_chapter_files_carry_the_number_the_toolchain_prints():
+    """Chapter k of the numbered parts is ``book/0k_...``; its glued names, labels and figure names say
+    ``chk``, so a name never has to be translated from one chapter's number to another's."""
+    chapters = numbered_chapters()
+    assert chapters, "_toc.yml has no numbered part"
+    for k, entry in enumerate(chapters, start=1):
+        assert re.fullmatch(rf"book/{k:02d}_[a-z0-9_]+", entry), f"chapter {k} is {entry!r}: name it book/{k:02d}_<topic>"
+        (path,) = resolve(entry)
+        text = "\n".join(c.source + json.dumps(c.metadata) for c in nbformat.read(path, as_version=4).cells)
+        defined = set(re.findall(r"glue\(\s*f?[\"'](ch\w+?)_", text))
+        defined |= set(re.findall(r"\((?:sec|fig|eq|tab)-(ch\w+?)-[\w-]+\)=", text))
+        defined |= set(re.findall(r"[\"']name[\"']:\s*[\"'](?:fig|tab)-(ch\w+?)-", text))
+        defined |= set(re.findall(r"\$\$\s*\((?:eq)-(ch\w+?)-", text))
+        assert defined <= {f"ch{k}"}, f"{path.name} (chapter {k}) defines names of another chapter: {sorted(defined)}"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
