@@ -7,7 +7,7 @@ A network ``eps_theta(x_t [B, C, H, W], t [B] long) -> [B, C, H, W]`` predicts t
 * denoiser ``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)`` (:func:`eps_to_x0`,
   :class:`EpsilonDenoiser`), which follows the library's contract ``den(x_t, t) -> x0_hat``.
 
-Any architecture registered in :func:`architectures` (``"unet"``, ``"dit"``) plugs in: a ``torch.nn.Module``
+Any architecture registered in :func:`architectures` (``"unet"``, ``"dit"``, ``"cnn"``) plugs in: a ``torch.nn.Module``
 with a frozen dataclass ``config`` (``in_channels``, ``image_size``), a class attribute ``ARCH`` and
 ``num_parameters()``. A checkpoint is ``{"format": "locality-net-v1", "arch", "config", "ema", "meta"}``
 (:func:`checkpoint_dict`, :func:`save_checkpoint`, :func:`load_checkpoint`); the training state written by
@@ -34,10 +34,11 @@ LEGACY_UNET_FORMAT = "locality-unet-v1"
 
 def architectures() -> dict:
     """``{arch name: (network class, config class)}`` of the networks this library trains."""
+    from .cnn import CNN, CNNConfig
     from .dit import DiT, DiTConfig
     from .unet import UNet, UNetConfig
 
-    return {"unet": (UNet, UNetConfig), "dit": (DiT, DiTConfig)}
+    return {"unet": (UNet, UNetConfig), "dit": (DiT, DiTConfig), "cnn": (CNN, CNNConfig)}
 
 
 def eps_to_x0(x_t: torch.Tensor, eps: torch.Tensor, abar) -> torch.Tensor:

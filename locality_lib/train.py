@@ -1,10 +1,10 @@
-"""Train the book's epsilon networks (UNet or DiT) with the loss of :func:`locality_lib.epsilon.epsilon_loss`:
+"""Train the book's epsilon networks (UNet, DiT or CNN) with the loss of :func:`locality_lib.epsilon.epsilon_loss`:
 ``L = E_{x0, t, eps} ||eps_theta(x_t, t) - eps||^2``, ``t ~ U{0..999}``, ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``.
 
 Command line::
 
     python -m locality_lib.train --dataset mnist --epochs 8 --out runs/mnist_state.pt \\
-        --publish locality_lib/checkpoints/mnist.pt [--arch unet|dit] [--transform none|w|shuffled]
+        --publish locality_lib/checkpoints/mnist.pt [--arch unet|dit|cnn] [--transform none|w|shuffled]
         [--resume] [--max-minutes M] [--threads K] [--device cuda] [--fit-minutes M] [--compile]
         [--init-from CHECKPOINT] [--snapshot-every N --snapshot-dir DIR]
 
@@ -390,11 +390,12 @@ _TRANSFORM_SPECS = {"none": None, "w": {"name": "w", "amplitude": 2.0, "seed": 0
 
 
 def main(argv=None):
+    from .cnn import CNNConfig
     from .dit import DiTConfig
     from .unet import UNetConfig
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--arch", default="unet", choices=["unet", "dit"])
+    p.add_argument("--arch", default="unet", choices=["unet", "dit", "cnn"])
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     p.add_argument("--transform", default="none", choices=list(_TRANSFORM_SPECS),
                    help="w: plant the W (amplitude U(0, 2), seed 0); shuffled: fixed pixel permutation (seed 0)")
@@ -432,6 +433,8 @@ def main(argv=None):
     if a.arch == "unet":
         cfg = UNetConfig(base_channels=a.base_channels, channel_mults=tuple(a.channel_mults),
                          num_res_blocks=a.num_res_blocks, dropout=a.dropout, prior_skip=a.prior_skip)
+    elif a.arch == "cnn":
+        cfg = CNNConfig(base_channels=a.base_channels, channel_mults=tuple(a.channel_mults), num_res_blocks=a.num_res_blocks)
     else:
         cfg = DiTConfig(patch_size=a.patch_size, width=a.width, depth=a.depth, heads=a.heads)
     meta = train(a.arch, a.dataset, a.epochs, a.out, a.publish, a.resume, a.max_minutes, a.threads,
