@@ -13,7 +13,7 @@ from .metrics import mse, nearest_train, pearson_r, r2
 from .nearest import NearestDenoiser
 from .optimal import OptimalDenoiser
 from .pretrained import PRETRAINED, on_grid, pretrained
-from .patches import ELSDenoiser, LSDenoiser, PatchPosteriorDenoiser, calibrate_patch_sizes
+from .patches import ELSDenoiser, LSDenoiser, PaddedELSDenoiser, PatchPosteriorDenoiser, calibrate_by_score, calibrate_patch_sizes
 from .sampling import DDIMResult, ddim_sample
 from .schedule import DDPMSchedule
 from .statistics import DataStatistics, dataset_statistics
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DATASETS", "DDIMResult", "DDPMSchedule", "DataStatistics", "dataset_statistics", "Denoiser", "LocalityDenoiser",
-    "ELSDenoiser", "LSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
+    "ELSDenoiser", "LSDenoiser", "PaddedELSDenoiser", "PatchPosteriorDenoiser", "calibrate_by_score", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
     "UNet", "UNetConfig", "UNetDenoiser", "DiT", "DiTConfig", "EpsilonDenoiser", "PRETRAINED", "pretrained", "on_grid",
     "plant_pattern", "shuffle_pixels", "unshuffle_pixels",

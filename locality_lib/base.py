@@ -60,7 +60,7 @@ class TrainingSetDenoiser(Denoiser):
             raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
         if not (isinstance(chunk_size, int) and chunk_size >= 1):
             raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-        self.train = train.detach().float()
+        self.train = train.detach().float().contiguous()
         self.schedule = schedule
         self.shape = tuple(train.shape[1:])
         self.chunk_size = chunk_size

@@ -8,14 +8,21 @@ Notation: ``P`` an odd patch size, ``r = P // 2``, ``s = sqrt(abar_t)``, ``y_i``
 * **LS** (local score machine): output pixel m is a softmax over training images at the same place,
   ``x0_hat[:, m] = sum_i softmax_i(-d(P_m(x_t), P_m(y_i))) y_i[:, m]``. Both patches are padded at
   the same positions, so padding contributes 0 to the distance.
-* **ELS** (equivariant local score machine): the softmax runs over every patch of every training image,
-  ``x0_hat[:, m] = sum_{i, l} softmax_{(i, l)}(-d(P_m(x_t), P_l(y_i))) y_i[:, l]`` over all ``H W``
-  centres l. Boundary convention (a zero-padded CNN's): query and training images are both zero-padded
-  and full ``P x P`` patches are compared, padding included. A padded query position counts
-  ``(0 - s y)^2`` against an interior training patch, so pixels near a border prefer training
-  patches from the same border. Consequence (translation equivariance): the output at m depends only
-  on ``P_m(x_t)``, so shifting the query (zero fill) shifts the output wherever the shifted patch lies
-  inside the image.
+* **ELS** (equivariant local score machine), as Kamb & Ganguli's code runs it against zero-padded networks
+  (the *boundary-broken* machine, ``ELSDenoiser``): output pixel m is a softmax over training patches
+  ``P_l(y_i)`` whose centre ``l`` lies in m's candidate set,
+  ``x0_hat[:, m] = sum_{i, l in L(m)} softmax_{(i, l)}(-d(P_m(x_t), P_l(y_i))) y_i[:, l]``. With the interior
+  the pixels at least ``r`` from every border: an interior m takes every interior l (patches wholly inside
+  the image); a pixel of the top or bottom band (``i < r`` or ``i >= H - r``, not a corner) takes the interior
+  l of its own row; left and right bands alike with columns; a corner (within ``r`` of two borders) takes
+  ``l = m`` only. For ``P >= H`` every pixel is a corner: the LS machine. Both images are zero-padded, so a
+  band pixel's patch and its candidates have their padding in the same rows (or columns).
+* **Padded ELS** (``PaddedELSDenoiser``, fully translation-equivariant): every patch of every zero-padded
+  training image competes for every query pixel, padding included; a padded query position counts
+  ``(0 - s y)^2`` against an interior patch, so position enters only through that penalty, which scales like
+  ``abar / (1 - abar)`` (about 1e-4 at t = 900, when the output is a flat grey). Consequence: the output at m
+  depends only on ``P_m(x_t)``, so shifting the query (zero fill) shifts the output wherever the shifted
+  patch lies inside the image.
 * **Patch posterior mean** (Niedoba et al.): at every centre m the optimal denoiser of the patch,
   ``mu_m = sum_i softmax_i(-d(P_m(x_t), P_m(y_i))) P_m(y_i)`` (the LS weights); pixel n averages
   ``mu_m`` at n over the in-image centres m whose patch contains n.
@@ -27,17 +34,21 @@ Logits are float64 (``exact_dtype``): near t = 0 they scale like ``1 / (1 - abar
 """
 from __future__ import annotations
 
+import functools
 import operator
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
 
+from . import els_kernel
 from .base import TrainingSetDenoiser, exact_dtype
 from .compare import Comparison, compare_models
 from .schedule import DDPMSchedule
 from .softmax import StreamingSoftmax
 
-__all__ = ["LSDenoiser", "ELSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes", "box_sum", "unique_rows"]
+__all__ = ["LSDenoiser", "ELSDenoiser", "PaddedELSDenoiser", "PatchPosteriorDenoiser", "calibrate_patch_sizes",
+           "calibrate_by_score", "els_plan", "box_sum", "unique_rows"]
 
 
 def _check_size(p, what: str = "patch_size") -> int:
@@ -180,8 +191,8 @@ def unique_rows(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return U, counts
 
 
-class ELSDenoiser(_PatchDenoiser):
-    """``ELSDenoiser(train, schedule, patch_size, chunk_elements=2**20)``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
+class PaddedELSDenoiser(_PatchDenoiser):
+    """``PaddedELSDenoiser(train, schedule, patch_size, chunk_elements=2**20)``; ``den(x_t, t)`` -> ``[B, C, H, W]``.
 
     ``x0_hat[:, m] = sum_{i, l} softmax_{(i, l)}(-||P_m(x_t) - s P_l(y_i)||^2 / (2 (1 - abar_t))) y_i[:, l]``
     over all ``N H W`` training patches, query and training images zero-padded alike (module docstring).
@@ -223,6 +234,128 @@ class ELSDenoiser(_PatchDenoiser):
         return out.reshape(B, H, W, C).permute(0, 3, 1, 2)
 
 
+@functools.lru_cache(maxsize=64)
+def els_plan(H: int, W: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The candidates of the boundary-broken ELS machine (module docstring), grouped by displacement.
+
+    For every displacement ``delta = l - m`` that some pixel uses: ``dy, dx [nd]`` (int32), ``valid [nd, H W]``
+    (uint8: 1 where ``m + delta`` is a candidate of m) and ``rect [nd, 4]`` (int32, the half-open box
+    ``i0, i1, j0, j1`` holding those m). ``delta = 0`` comes first: it is a candidate of every pixel.
+    """
+    rows_in = torch.zeros(H, dtype=torch.bool)
+    rows_in[r : H - r] = True
+    cols_in = torch.zeros(W, dtype=torch.bool)
+    cols_in[r : W - r] = True
+    Lh, Lw = int(rows_in.sum()), int(cols_in.sum())
+    ii, jj = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    ri, ci = rows_in[ii], cols_in[jj]
+    interior, row_band, col_band = ri & ci, ~ri & ci, ri & ~ci
+    deltas = [(0, 0)] + [(a, b) for a in range(-max(Lh - 1, 0), max(Lh, 1)) for b in range(-max(Lw - 1, 0), max(Lw, 1))
+                         if (a, b) != (0, 0)]
+    dys, dxs, rects, valids = [], [], [], []
+    for a, b in deltas:
+        ti, tj = ii + a, jj + b
+        inside = (ti >= 0) & (ti < H) & (tj >= 0) & (tj < W)
+        t_row_in = rows_in[ti.clamp(0, H - 1)] & inside
+        t_col_in = cols_in[tj.clamp(0, W - 1)] & inside
+        ok = interior & t_row_in & t_col_in
+        if a == 0:
+            ok |= row_band & t_col_in
+        if b == 0:
+            ok |= col_band & t_row_in
+        if a == 0 and b == 0:
+            ok |= ~ri & ~ci  # corners: l = m only
+        if not ok.any():
+            continue
+        rs, cs = ok.any(1).nonzero().flatten(), ok.any(0).nonzero().flatten()
+        dys.append(a), dxs.append(b), valids.append(ok.flatten())
+        rects.append([int(rs[0]), int(rs[-1]) + 1, int(cs[0]), int(cs[-1]) + 1])
+    i32 = dict(dtype=torch.int32)
+    return (torch.tensor(dys, **i32), torch.tensor(dxs, **i32), torch.tensor(rects, **i32),
+            torch.stack(valids).to(torch.uint8).contiguous())
+
+
+def _shift(a: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``out[..., i, j] = a[..., i + dy, j + dx]``, zero where that leaves the image."""
+    H, W = a.shape[-2:]
+    out = torch.zeros_like(a)
+    out[..., max(0, -dy) : H - max(0, dy), max(0, -dx) : W - max(0, dx)] = \
+        a[..., max(0, dy) : H - max(0, -dy), max(0, dx) : W - max(0, -dx)]
+    return out
+
+
+def _merge(states):
+    """Log-sum-exp merge of streaming-softmax states ``(M [B, D], S [B, D], A [B, C, D])`` over disjoint image sets."""
+    M = torch.stack([m for m, _, _ in states]).amax(0)
+    S = sum(s * (m - M).exp() for m, s, _ in states)
+    A = sum(a * (m - M).exp().unsqueeze(1) for m, _, a in states)
+    return M, S, A
+
+
+class ELSDenoiser(_PatchDenoiser):
+    """``ELSDenoiser(train, schedule, patch_size, chunk_elements=2**20)``: Kamb & Ganguli's ELS machine with
+    the border classes of their code for zero-padded networks (the boundary-broken machine).
+
+    ``x0_hat[:, m] = sum_{i, l in L(m)} softmax_{(i, l)}(-||P_m(x_t) - s P_l(y_i)||^2 / (2 (1 - abar_t))) y_i[:, l]``
+    with the candidate sets ``L(m)`` of the module docstring (:func:`els_plan`); ``P >= H``: the LS machine.
+
+    Computation: per displacement ``delta = l - m``, the cross terms of all pixels are one window sum
+    (:func:`box_sum`) of ``x_t * shift_delta(y_i)``, so the work per candidate does not depend on ``P``. On
+    the CPU a compiled kernel fuses it with the streaming softmax (:mod:`locality_lib.els_kernel`, threads
+    over training images); elsewhere (or without a C compiler) the same sums run in torch, chunked so that
+    ``[B, K, H, W]`` tensors hold at most ``chunk_elements`` numbers. Float64.
+    """
+
+    def _denoise(self, x_t, t):
+        size = self.patch_size_at(t)
+        r = size // 2
+        ab = self.schedule.abar(t)
+        k1, k2 = ab**0.5 / (1 - ab), ab / (2 * (1 - ab))
+        B, C, H, W = x_t.shape
+        plan = els_plan(H, W, r)
+        if x_t.device.type == "cpu" and els_kernel.load() is not None:
+            M, S, A = self._kernel_state(x_t, r, plan, k1, k2)
+        else:
+            M, S, A = self._torch_state(x_t, size, plan, k1, k2)
+        return (A / S.unsqueeze(1)).reshape(B, C, H, W).to(x_t.dtype)
+
+    def _kernel_state(self, x_t, r, plan, k1, k2):
+        x = x_t.to(torch.float64).contiguous()
+        y = self.train_on(x_t.device)
+        n_threads = max(1, min(torch.get_num_threads(), self.num_train // els_kernel.TILE))
+        bounds = [self.num_train * k // n_threads for k in range(n_threads + 1)]
+        parts = [(bounds[k], bounds[k + 1]) for k in range(n_threads)]
+        if n_threads == 1:
+            return els_kernel.els_softmax_state(x, y, r, plan, k1, k2)
+        with ThreadPoolExecutor(n_threads) as pool:
+            states = list(pool.map(lambda ab: els_kernel.els_softmax_state(x, y[ab[0] : ab[1]], r, plan, k1, k2), parts))
+        return _merge(states)
+
+    def _torch_state(self, x_t, size, plan, k1, k2):
+        dt = exact_dtype(x_t.device)
+        x = x_t.to(dt)
+        B, C, H, W = x.shape
+        dy, dx, _, valid = (p.to(x_t.device) for p in plan)
+        valid = valid.bool().reshape(-1, H, W)
+        y_all = self.train_on(x_t.device)
+        k = self._images_per_chunk(B * H * W)
+        states = []
+        for i in range(0, self.num_train, k):
+            y = y_all[i : i + k].to(dt)
+            by = box_sum(y.pow(2).sum(1), size)  # [K, H, W]
+            acc = StreamingSoftmax()
+            for d in range(dy.shape[0]):  # delta = 0 first: every pixel has a candidate before any mask
+                a, b = int(dy[d]), int(dx[d])
+                ys = _shift(y, a, b)
+                cross = box_sum((x[:, None] * ys[None]).sum(2), size)  # [B, K, H, W]
+                logits = (k1 * cross - k2 * _shift(by, a, b)).masked_fill_(~valid[d], -1e300)
+                acc.update(logits.reshape(B, -1, 1, H * W).expand(-1, -1, C, -1).reshape(B, ys.shape[0], C * H * W),
+                           ys.reshape(ys.shape[0], -1))
+            states.append((acc.m.reshape(B, C, H * W)[:, 0], acc.s.reshape(B, C, H * W)[:, 0],
+                           acc.a.reshape(B, C, H * W)))
+        return _merge(states)
+
+
 def calibrate_patch_sizes(
     model,
     train: torch.Tensor,
@@ -255,3 +388,42 @@ def calibrate_patch_sizes(
                           num_steps=num_steps, spacing=spacing, x_T=x_T)
     best = {t: names[name] for t, name in zip(comp.timesteps, comp.best(metric))}
     return best, comp
+
+
+def calibrate_by_score(
+    model,
+    train: torch.Tensor,
+    reference,
+    x_T: torch.Tensor,
+    sizes,
+    schedule: DDPMSchedule | None = None,
+    num_steps: int = 10,
+    spacing: str = "leading",
+) -> tuple[dict[int, int], torch.Tensor, Comparison]:
+    """Kamb & Ganguli's own calibration: the score cosine along the reference's trajectory, best per sample, median.
+
+    The reference samples from ``x_T [B, C, H, W]`` with its own DDIM (``num_steps``, ``spacing``); at each of
+    its inputs ``x_t`` every candidate ``model(train, schedule, P)`` (``P`` in ``sizes``) and the reference give
+    scores ``s(x_t) = (sqrt(abar_t) x0_hat - x_t) / (1 - abar_t)``; per sample b the size with the largest cosine
+    ``<s_P, s_ref> / (|s_P| |s_ref|)`` wins, and the step's size is the median of the B winners (the lower
+    median for even B, so it is one of the candidates). Returns ``(best {t: P}, cosines [T, len(sizes), B],
+    comparison)`` (float64 cosines; the :class:`Comparison` also holds r2, Pearson r and MSE per size).
+    """
+    sizes = [_check_size(p, "each size") for p in sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes must be a non-empty list of distinct odd ints, got {sizes}")
+    schedule = DDPMSchedule() if schedule is None else schedule
+    models = {f"P = {p}": model(train, schedule, p) for p in sizes}
+    comp = compare_models(models, reference, schedule=schedule, protocol="trajectory", num_steps=num_steps,
+                          spacing=spacing, x_T=x_T)
+    cos = torch.empty(len(comp.timesteps), len(sizes), x_T.shape[0], dtype=torch.float64)
+    for k, t in enumerate(comp.timesteps):
+        ab = schedule.abar(t)
+        x = comp.inputs[k].double().flatten(1)
+        s_ref = ab**0.5 * comp.reference[k].double().flatten(1) - x  # the factor 1 / (1 - abar) cancels
+        for j, name in enumerate(models):
+            s_p = ab**0.5 * comp.predictions[name][k].double().flatten(1) - x
+            cos[k, j] = torch.nn.functional.cosine_similarity(s_p, s_ref, dim=1)
+    winners = torch.tensor(sizes)[cos.argmax(1)]  # [T, B]
+    best = {t: int(winners[k].median()) for k, t in enumerate(comp.timesteps)}
+    return best, cos, comp

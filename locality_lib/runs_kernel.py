@@ -7,10 +7,8 @@ distinct mask row ``r`` as the sparse sum ``l[r, i] = sum_j w_j [sq; P][col_j, i
 ``m`` and ``s = sum_i e^{l - m}``, per (pixel, query) ``a = sum_i e^{l - m} y_i[pixel]``. Pixels whose
 masks are equal share one logit row and one exponential. Nothing of size ``B * N * D`` is stored.
 
-The source is compiled once per machine with the system C compiler (``$CC``, default ``cc``;
-``-O3 -march=native``) into a cache directory (``$LOCALITY_KERNEL_DIR``, default ``~/.cache/locality_lib``)
-and called through ctypes, which releases the GIL, so Python threads can work on disjoint ranges of
-training images (``locality.denoise_fused`` merges their states by log-sum-exp). ``-ffast-math`` lets
+The source is compiled once per machine (:mod:`locality_lib._compile`) and called through ctypes,
+which releases the GIL, so Python threads can work on disjoint ranges of training images (``locality.denoise_fused`` merges their states by log-sum-exp). ``-ffast-math`` lets
 the compiler use the C library's vector ``exp``; the code avoids infinities and the slow underflow path
 (the initial maximum is ``-1e300``; exponents are clamped at -700, ``e^-700 < 1e-304``). Without a
 working compiler ``load()`` warns and returns None, and the library uses its torch path.
@@ -18,15 +16,10 @@ working compiler ``load()`` warns and returns None, and the library uses its tor
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import subprocess
-import tempfile
-import warnings
-from pathlib import Path
 
 import torch
+
+from ._compile import compile_kernel, ptr as _ptr
 
 __all__ = ["load", "runs_softmax_state", "PHASES"]
 
@@ -135,58 +128,16 @@ void runs_softmax(int D, int B, int n, const double *x, const float *y, long ldy
 }
 """
 
-#: ``-ffast-math`` at compile time only: linked with it, gcc < 13 would add ``crtfastmath.o``, which
-#: flushes denormals to zero for the whole process when the library loads.
-_CFLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC"]
 _lib = None
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("LOCALITY_KERNEL_DIR", Path.home() / ".cache" / "locality_lib"))
-
-
-def _cpu_model() -> str:
-    """The processor's name (``/proc/cpuinfo`` where there is one), part of the compiled kernel's cache key."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine() + " " + platform.processor()
 
 
 def load():
     """The compiled kernel (a ctypes function), compiled on first use; None (with a warning) when that fails."""
     global _lib
     if _lib is None:
-        src = _SOURCE % {"tile": TILE, "chains": CHAINS}
-        cc = os.environ.get("CC", "cc")
-        # -march=native: a home folder shared by machines with other CPUs must not reuse the binary
-        tag = hashlib.sha1(" ".join([src, cc, *_CFLAGS, _cpu_model()]).encode()).hexdigest()[:16]
-        path = _cache_dir() / f"runs_kernel_{tag}.so"
-        try:
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-                    c, o, so = (Path(tmp) / f"runs_kernel{ext}" for ext in (".c", ".o", ".so"))
-                    c.write_text(src)
-                    for cmd in ([cc, *_CFLAGS, "-c", str(c), "-o", str(o)], [cc, "-shared", str(o), "-o", str(so), "-lm"]):
-                        subprocess.run(cmd, check=True, capture_output=True, text=True)
-                    os.replace(so, path)  # atomic: a concurrent process sees all of it or nothing
-            fn = ctypes.CDLL(str(path)).runs_softmax
-            fn.restype = None
-            _lib = fn
-        except (OSError, subprocess.CalledProcessError) as err:
-            detail = getattr(err, "stderr", "") or err
-            warnings.warn(f"locality_lib: the CPU kernel could not be compiled with {cc!r} ({detail}); "
-                          "LocalityDenoiser uses the slower torch path. Install a C compiler or set CC to one.")
-            _lib = False
+        _lib = compile_kernel("runs_kernel", _SOURCE % {"tile": TILE, "chains": CHAINS}, "runs_softmax",
+                              "LocalityDenoiser") or False
     return _lib or None
-
-
-def _ptr(t: torch.Tensor):
-    return ctypes.c_void_p(t.data_ptr())
 
 
 def runs_softmax_state(x, yT, s: float, crow, col, w, row, lo: int, hi: int, profile: torch.Tensor):

@@ -61,3 +61,40 @@ def paper_masks(W: torch.Tensor, tau: float, convention: str = "column", floor: 
         Wn[n] = W[n] if abs(d) < floor else W[n] / d
     keep = Wn.abs() >= tau * Wn.abs().max()
     return keep.T.clone() if convention == "column" else keep
+
+
+def els_candidates(H: int, W: int, r: int, i: int, j: int) -> list[tuple[int, int]]:
+    """Kamb & Ganguli's candidate centres for query pixel ``(i, j)``, read off the rule one case at a time."""
+    row_in = [r <= a < H - r for a in range(H)]
+    col_in = [r <= b < W - r for b in range(W)]
+    if row_in[i] and col_in[j]:  # interior: every interior position
+        return [(a, b) for a in range(H) for b in range(W) if row_in[a] and col_in[b]]
+    if col_in[j]:  # top or bottom band: interior positions of the same row
+        return [(i, b) for b in range(W) if col_in[b]]
+    if row_in[i]:  # left or right band: interior positions of the same column
+        return [(a, j) for a in range(H) if row_in[a]]
+    return [(i, j)]  # corner
+
+
+def els_boundary_dense(train: torch.Tensor, x_t: torch.Tensor, times, schedule, size: int) -> torch.Tensor:
+    """The boundary-broken ELS machine pixel by pixel at each t of ``times``: every zero-padded patch cut out
+    explicitly, the candidates of each pixel from :func:`els_candidates`, one softmax per pixel over
+    (image, candidate), float64. Returns ``[len(times), B, C, H, W]``."""
+    r = size // 2
+    B, C, H, W = x_t.shape
+    N = train.shape[0]
+    # the patch centred at every pixel: [.., C P^2, H, W] (unfold of the zero-padded image)
+    xp = torch.nn.functional.unfold(x_t.double(), size, padding=r).reshape(B, -1, H, W)
+    yp = torch.nn.functional.unfold(train.double(), size, padding=r).reshape(N, -1, H, W)
+    out = torch.empty(len(times), B, C, H, W, dtype=torch.float64)
+    for i in range(H):
+        for j in range(W):
+            rows, cols = torch.tensor(els_candidates(H, W, r, i, j)).T
+            pats = yp[:, :, rows, cols]  # [N, C P^2, L]
+            centres = train.double()[:, :, rows, cols].permute(0, 2, 1).reshape(-1, C)  # [N L, C]
+            for k, t in enumerate(times):
+                ab = abar64(schedule, t)
+                d = ((xp[:, None, :, i, j, None] - ab**0.5 * pats[None]) ** 2).sum(2)  # [B, N, L]
+                w = torch.softmax((-d / (2 * (1 - ab))).reshape(B, -1), dim=1)  # over (image, candidate)
+                out[k, :, :, i, j] = w @ centres
+    return out
