@@ -31,5 +31,6 @@ __all__ = [
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "nearest_train", "pearson_r", "r2",
 ]
 
-#: The public address of the book's repository (also `repository.url` in _config.yml).
+#: The address of the book's repository: a copy of `repository.url` in _config.yml, written by
+#: tools/set_repository_url.py.
 REPOSITORY_URL = "https://github.com/locality-book/locality"
