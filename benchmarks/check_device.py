@@ -13,7 +13,7 @@ import torch
 
 from locality_lib import (DDPMSchedule, ELSDenoiser, LocalityDenoiser, LSDenoiser, NearestDenoiser,
                           OptimalDenoiser, WienerDenoiser, load_dataset)
-from locality_lib.unet import UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
 
 
 def main():

@@ -18,7 +18,7 @@ import torch
 
 from locality_lib import DDPMSchedule, ELSDenoiser, load_dataset
 from locality_lib.compare import RESULTS_DIR, paper_protocol
-from locality_lib.unet import UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
 
 
 def main():

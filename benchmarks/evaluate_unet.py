@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from locality_lib import DDPMSchedule, OptimalDenoiser, WienerDenoiser, ddim_sample, load_dataset, mse, nearest_train
-from locality_lib.unet import UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
 
 from common import TIMESTEPS, held_out, noised_training
 

@@ -30,7 +30,7 @@ from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityD
                           NearestDenoiser, OptimalDenoiser, WienerDenoiser, calibrate_patch_sizes, load_dataset)
 from locality_lib.compare import RESULTS_DIR as RESULTS  # shipped with the library (Colab)
 from locality_lib.compare import load_paper_samples, paper_noise, paper_protocol, save_paper_samples
-from locality_lib.unet import UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
 
 #: Settings shared with chapter 7 (which reads them back from the file).
 CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 50, "num_steps": 10,

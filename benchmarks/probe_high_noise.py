@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from common import TIMESTEPS, held_out, noised_training
 from locality_lib import DDPMSchedule, OptimalDenoiser, load_dataset, mse
-from locality_lib.unet import UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
 
 
 def mlp(dim: int, width: int) -> nn.Sequential:

@@ -7,7 +7,7 @@ from .base import Denoiser, TrainingSetDenoiser
 from .compare import Comparison, compare_models
 from .data import DATASETS, data_root, load_dataset, plant_pattern, shuffle_pixels, unshuffle_pixels
 from .dit import DiT, DiTConfig
-from .epsilon import EpsilonDenoiser
+from .epsilon import EpsilonDenoiser, UNetDenoiser
 from .locality import PAPER_DIAG_FLOOR, PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
 from .metrics import mse, nearest_train, pearson_r, r2
 from .nearest import NearestDenoiser
@@ -17,7 +17,7 @@ from .patches import ELSDenoiser, LSDenoiser, PaddedELSDenoiser, PatchPosteriorD
 from .sampling import DDIMResult, ddim_sample
 from .schedule import DDPMSchedule
 from .statistics import DataStatistics, dataset_statistics
-from .unet import UNet, UNetConfig, UNetDenoiser
+from .unet import UNet, UNetConfig
 from .wiener import WienerDenoiser
 
 __version__ = "0.1.0"
@@ -31,5 +31,6 @@ __all__ = [
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "nearest_train", "pearson_r", "r2",
 ]
 
-#: The public address of the book's repository (also `repository.url` in _config.yml).
+#: The address of the book's repository: a copy of `repository.url` in _config.yml, written by
+#: tools/set_repository_url.py.
 REPOSITORY_URL = "https://github.com/locality-book/locality"

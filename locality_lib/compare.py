@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +103,6 @@ def compare_models(
     spacing: str = "leading",
     *,
     x_T: torch.Tensor | None = None,
-    images: torch.Tensor | None = None,
 ) -> Comparison:
     """Agreement of every ``models[name](x_t, t) -> x0_hat`` with ``reference(x_t, t)``, timestep by timestep.
 
@@ -113,55 +111,19 @@ def compare_models(
     Protocol ``"trajectory"``: the start noise ``x_T [B, C, H, W]`` (keyword); the reference samples with
     ``ddim_sample(reference, x_T, schedule, num_steps, spacing, timesteps=timesteps)`` (clipped
     x0-estimates inside the step, as the paper) and the models are evaluated on its inputs ``xt[k]``.
-    ``images=`` is the deprecated name of either (clean images or start noise, by ``protocol``).
     Returns a :class:`Comparison` (metrics ``[T]`` per model, predictions, wall times).
     """
-    check_choice(protocol, "protocol", ("forward", "trajectory"))
-    if images is not None:
-        warnings.warn("compare_models(images=...) is deprecated: pass x0= (protocol 'forward') or x_T= "
-                      "(protocol 'trajectory')", DeprecationWarning, stacklevel=2)
-        if x0 is not None or x_T is not None:
-            raise ValueError("pass images= (deprecated) or x0= / x_T=, not both")
-        x0, x_T = (images, None) if protocol == "forward" else (None, images)
+    _check_comparison(models, schedule, protocol, x0, x_T)
     if protocol == "forward":
-        if x_T is not None or x0 is None:
-            raise ValueError("protocol 'forward' compares on noised clean images: pass x0 [B, C, H, W] "
-                             "(x_T is the start noise of protocol 'trajectory')")
-        images = x0
+        ts, inputs = _forward_inputs(x0, schedule, timesteps, seed)
     else:
-        if x0 is not None or x_T is None:
-            raise ValueError("protocol 'trajectory' starts from noise: pass x_T= [B, C, H, W] "
-                             "(x0 is for protocol 'forward')")
-        images = x_T
-    check_images(images, "x0" if protocol == "forward" else "x_T")
-    if not isinstance(models, dict) or not models:
-        raise ValueError("models must be a non-empty dict {name: denoiser}")
-    if not isinstance(schedule, DDPMSchedule):
-        raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
-    if protocol == "forward":
-        if not timesteps:
-            raise ValueError("protocol 'forward' needs a non-empty list of timesteps")
-        ts = [check_timestep(int(t), schedule.num_steps) for t in timesteps]
-        g = torch.Generator().manual_seed(seed)
-        eps = torch.randn(images.shape, generator=g).to(images.device, images.dtype)
-        inputs = torch.stack([schedule.add_noise(images, t, eps) for t in ts])
-    else:
-        traj = ddim_sample(reference, images, schedule, num_steps, spacing, timesteps=timesteps)
+        traj = ddim_sample(reference, x_T, schedule, num_steps, spacing, timesteps=timesteps)
         ts, inputs = list(traj.timesteps), traj.xt
-
-    refs, ref_seconds = [], 0.0
-    for x, t in zip(inputs, ts):
-        out, s = _timed(reference, x, t)
-        refs.append(out)
-        ref_seconds += s
+    refs, ref_seconds = _predictions(reference, inputs, ts)
     metrics = {m: {} for m in METRICS}
     seconds, predictions = {}, {}
     for name, den in models.items():
-        preds, seconds[name] = [], 0.0
-        for x, t, ref in zip(inputs, ts, refs):
-            out, s = _timed(den, x, t)
-            seconds[name] += s
-            preds.append(out)
+        preds, seconds[name] = _predictions(den, inputs, ts)
         for m, (fn, _) in METRICS.items():
             metrics[m][name] = np.array([fn(p, ref) for p, ref in zip(preds, refs)], dtype=np.float64)
         predictions[name] = torch.stack(preds).detach().float().cpu()
@@ -170,6 +132,42 @@ def compare_models(
         reference_seconds=ref_seconds, inputs=inputs.detach().float().cpu(),
         reference=torch.stack(refs).detach().float().cpu(), predictions=predictions,
     )
+
+
+def _check_comparison(models, schedule, protocol: str, x0, x_T) -> None:
+    """``ValueError`` unless ``protocol`` has its one input (``x0`` for "forward", ``x_T`` for "trajectory")."""
+    check_choice(protocol, "protocol", ("forward", "trajectory"))
+    if protocol == "forward" and (x_T is not None or x0 is None):
+        raise ValueError("protocol 'forward' compares on noised clean images: pass x0 [B, C, H, W] "
+                         "(x_T is the start noise of protocol 'trajectory')")
+    if protocol == "trajectory" and (x0 is not None or x_T is None):
+        raise ValueError("protocol 'trajectory' starts from noise: pass x_T= [B, C, H, W] "
+                         "(x0 is for protocol 'forward')")
+    check_images(x0 if protocol == "forward" else x_T, "x0" if protocol == "forward" else "x_T")
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: denoiser}")
+    if not isinstance(schedule, DDPMSchedule):
+        raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
+
+
+def _forward_inputs(x0: torch.Tensor, schedule: DDPMSchedule, timesteps, seed: int):
+    """Protocol "forward": ``(ts, x_t [T, B, C, H, W])``, one noise ``eps`` from ``seed`` shared by every t."""
+    if not timesteps:
+        raise ValueError("protocol 'forward' needs a non-empty list of timesteps")
+    ts = [check_timestep(int(t), schedule.num_steps) for t in timesteps]
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(x0.shape, generator=g).to(x0.device, x0.dtype)
+    return ts, torch.stack([schedule.add_noise(x0, t, eps) for t in ts])
+
+
+def _predictions(den, inputs, ts) -> tuple[list, float]:
+    """``([den(x, t) for each input], seconds summed over the calls)``."""
+    preds, seconds = [], 0.0
+    for x, t in zip(inputs, ts):
+        out, s = _timed(den, x, t)
+        seconds += s
+        preds.append(out)
+    return preds, seconds
 
 
 def paper_noise(seeds, shape) -> torch.Tensor:
@@ -261,14 +259,7 @@ def paper_protocol(
     ``r2 = 1 - ||x - y||^2 / (D Var(y))``, ``y`` the reference's. Seeds run in batches of ``batch_size``.
     Returns a :class:`PaperProtocol` (final-sample r2 ``[S]`` and the two per-step curves ``[K, S]``).
     """
-    if not isinstance(models, dict) or not models:
-        raise ValueError("models must be a non-empty dict {name: denoiser}")
-    if "reference" in models:
-        raise ValueError("'reference' is the name of the reference's own samples; rename that model")
-    if not isinstance(schedule, DDPMSchedule):
-        raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_paper_protocol(models, schedule, batch_size)
     x_T = paper_noise(seeds, shape)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     batches = [x_T[i : i + batch_size] for i in range(0, x_T.shape[0], batch_size)]
@@ -294,24 +285,42 @@ def paper_protocol(
     samples = {"reference": torch.cat([r.images for r in refs]).float().cpu()}
     final, x0_r2, on_model = {}, {}, {}
     for name, den in models.items():
-        seconds[name], fin, cur, onm, imgs = 0.0, [], [], [], []
-        for x, ref in zip(batches, refs):
-            out, s = run(den, x)
-            seconds[name] += s
-            with torch.no_grad():
-                ref_here = [reference(xt, t).clamp(-1, 1) for xt, t in zip(out.xt, ts)]
-            fin.append(r2_per_image(out.images, ref.images, unbiased=True))
-            cur.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref.x0)]))
-            onm.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref_here)]))
-            imgs.append(out.images.float().cpu())
-        final[name] = torch.cat(fin).numpy()
-        x0_r2[name] = torch.cat(cur, dim=1).numpy()
-        on_model[name] = torch.cat(onm, dim=1).numpy()
-        samples[name] = torch.cat(imgs)
+        seconds[name], final[name], x0_r2[name], on_model[name], samples[name] = _paper_scores(
+            den, reference, batches, refs, ts, run)
     if bar is not None:
         bar.close()
     return PaperProtocol(timesteps=list(ts), seeds={m: list(seed_list) for m in models}, final_r2=final, x0_r2=x0_r2,
                          reference_on_model_r2=on_model, samples=samples, seconds=seconds)
+
+
+def _check_paper_protocol(models, schedule, batch_size) -> None:
+    """``ValueError`` for arguments :func:`paper_protocol` cannot run with."""
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {name: denoiser}")
+    if "reference" in models:
+        raise ValueError("'reference' is the name of the reference's own samples; rename that model")
+    if not isinstance(schedule, DDPMSchedule):
+        raise ValueError(f"schedule must be a DDPMSchedule, got {type(schedule).__name__}")
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def _paper_scores(den, reference, batches, refs, ts, run):
+    """One model of :func:`paper_protocol`, batch by batch: ``run(den, x)`` samples from each batch of noise
+    and its trajectory is scored against the reference's ``refs``. Returns ``(seconds, final r2 [S],
+    x0 r2 [K, S], reference-on-model r2 [K, S], final samples [S, C, H, W])``."""
+    seconds, fin, cur, onm, imgs = 0.0, [], [], [], []
+    for x, ref in zip(batches, refs):
+        out, s = run(den, x)
+        seconds += s
+        with torch.no_grad():
+            ref_here = [reference(xt, t).clamp(-1, 1) for xt, t in zip(out.xt, ts)]
+        fin.append(r2_per_image(out.images, ref.images, unbiased=True))
+        cur.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref.x0)]))
+        onm.append(torch.stack([r2_per_image(a, b, unbiased=True) for a, b in zip(out.x0, ref_here)]))
+        imgs.append(out.images.float().cpu())
+    return (seconds, torch.cat(fin).numpy(), torch.cat(cur, dim=1).numpy(), torch.cat(onm, dim=1).numpy(),
+            torch.cat(imgs))
 
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -13,7 +13,7 @@
    pixels, put back in place.
 
 Nothing in it is local: every token attends to every other one from the first layer on, and the position
-embedding is the only thing that tells the network where a patch lies. :class:`EpsilonDenoiser` turns it
+embedding is the only thing that tells the network where a patch lies. :class:`~locality_lib.epsilon.EpsilonDenoiser` turns it
 into a denoiser ``den(x_t, t) -> x0_hat``.
 """
 from __future__ import annotations

@@ -12,7 +12,11 @@ with a frozen dataclass ``config`` (``in_channels``, ``image_size``), a class at
 ``num_parameters()``. A checkpoint is ``{"format": "locality-net-v1", "arch", "config", "ema", "meta"}``
 (:func:`checkpoint_dict`, :func:`save_checkpoint`, :func:`load_checkpoint`); the training state written by
 :mod:`locality_lib.train` holds the same entries plus the optimizer's, so one reader serves both. The
-first UNet checkpoints (``"locality-unet-v1"``, no ``arch``) read as ``arch="unet"``.
+first UNet checkpoints (``"locality-unet-v1"``, no ``arch``) read as ``arch="unet"``. :class:`UNetDenoiser` is
+the denoiser of a :class:`~locality_lib.unet.UNet`, with the book's two shipped UNets by name.
+
+Layers: the networks (:mod:`~locality_lib.unet`, :mod:`~locality_lib.dit`, :mod:`~locality_lib.cnn`) are plain
+``torch.nn.Module`` classes with their configs and import nothing of this module; this module sits above them.
 """
 from __future__ import annotations
 
@@ -23,21 +27,24 @@ from pathlib import Path
 import torch
 
 from .base import Denoiser
+from .cnn import CNN, CNNConfig
+from .data import make_transform
+from .dit import DiT, DiTConfig
 from .schedule import DDPMSchedule
+from .unet import UNet, UNetConfig
 
-__all__ = ["eps_to_x0", "epsilon_loss", "EpsilonDenoiser", "architectures", "checkpoint_dict",
-           "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = ["eps_to_x0", "epsilon_loss", "EpsilonDenoiser", "UNetDenoiser", "architectures", "checkpoint_dict",
+           "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "CHECKPOINT_DIR"]
 
 CHECKPOINT_FORMAT = "locality-net-v1"
 LEGACY_UNET_FORMAT = "locality-unet-v1"
+#: Where the shipped checkpoints live (``locality_lib/checkpoints/``).
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+_SHIPPED_UNETS = ("mnist", "fashion_mnist")  # UNetDenoiser.from_pretrained names (files <name>.pt)
 
 
 def architectures() -> dict:
     """``{arch name: (network class, config class)}`` of the networks this library trains."""
-    from .cnn import CNN, CNNConfig
-    from .dit import DiT, DiTConfig
-    from .unet import UNet, UNetConfig
-
     return {"unet": (UNet, UNetConfig), "dit": (DiT, DiTConfig), "cnn": (CNN, CNNConfig)}
 
 
@@ -150,8 +157,6 @@ class EpsilonDenoiser(Denoiser):
         if not isinstance(net, torch.nn.Module) or not hasattr(cfg, "image_size") or not hasattr(cfg, "in_channels"):
             raise ValueError(f"net must be an epsilon network (a torch Module with a config holding in_channels "
                              f"and image_size, e.g. locality_lib.UNet or locality_lib.dit.DiT), got {type(net).__name__}")
-        from .data import make_transform
-
         self.net = net.eval()
         self.schedule = schedule if schedule is not None else DDPMSchedule()
         self.shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
@@ -182,3 +187,37 @@ class EpsilonDenoiser(Denoiser):
             raise ValueError(f"{cls._label} checkpoint {path} was trained on {meta.get('dataset')!r}, not on {dataset!r}")
         sched = meta.get("schedule", {})
         return cls(net, DDPMSchedule(**sched) if sched else DDPMSchedule(), meta)
+
+
+class UNetDenoiser(EpsilonDenoiser):
+    """``UNetDenoiser(net, schedule)``: an :class:`~locality_lib.epsilon.EpsilonDenoiser` whose net is a :class:`UNet`.
+
+    ``den(x_t, t) -> x0_hat = (x_t - sqrt(1-abar_t) eps) / sqrt(abar_t)``; differentiable in ``x_t``.
+    ``meta``: the checkpoint's metadata (``{}`` for a net built in memory).
+    """
+
+    _label = "UNet"
+
+    def __init__(self, net: UNet, schedule: DDPMSchedule | None = None, meta: dict | None = None):
+        if not isinstance(net, UNet):
+            raise ValueError(f"net must be a locality_lib.unet.UNet, got {type(net).__name__}")
+        super().__init__(net, schedule, meta)
+
+    @classmethod
+    def from_checkpoint(cls, path, dataset: str | None = None, map_location="cpu", arch: str | None = "unet"):
+        """Load a UNet checkpoint written by :func:`save_checkpoint` (or by ``python -m locality_lib.train``).
+
+        ``dataset``: if given, the checkpoint must have been trained on it. Raises ``FileNotFoundError``
+        for a missing file and ``ValueError`` (naming the file) for an unreadable, truncated or mismatched one.
+        """
+        return super().from_checkpoint(path, dataset, map_location, arch="unet")
+
+    @classmethod
+    def from_pretrained(cls, name: str, map_location="cpu") -> "UNetDenoiser":
+        """The UNet trained for the book on ``"mnist"`` or ``"fashion_mnist"`` (``locality_lib/checkpoints/<name>.pt``).
+
+        The other shipped networks load with :func:`locality_lib.pretrained`.
+        """
+        if name not in _SHIPPED_UNETS:
+            raise ValueError(f"no pretrained UNet named {name!r}; expected one of {', '.join(_SHIPPED_UNETS)}")
+        return cls.from_checkpoint(CHECKPOINT_DIR / f"{name}.pt", dataset=name, map_location=map_location)

@@ -19,8 +19,7 @@ import functools
 
 from .base import Denoiser
 from .data import shuffle_pixels, unshuffle_pixels
-from .epsilon import EpsilonDenoiser
-from .unet import CHECKPOINT_DIR, UNetDenoiser
+from .epsilon import CHECKPOINT_DIR, EpsilonDenoiser, UNetDenoiser
 
 __all__ = ["PRETRAINED", "pretrained", "on_grid"]
 

@@ -31,6 +31,7 @@ training forward pass through ``torch.compile`` (worth it on GPUs; falls back to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import threading
@@ -128,38 +129,16 @@ class TrainState:
         save_checkpoint(path, self.net, self.ema, meta)
 
 
-def train(
-    arch: str = "unet",
-    dataset: str = "mnist",
-    epochs: int = 8,
-    out="runs/mnist_state.pt",
-    publish=None,
-    resume: bool = False,
-    max_minutes: float | None = None,
-    threads: int | None = None,
-    config=None,
-    batch_size: int = 128,
-    lr: float = 5e-4,
-    warmup_steps: int = 200,
-    ema_decay: float = 0.999,
-    seed: int = 0,
-    bf16: bool = False,
-    n_train: int | None = None,
-    stop_after_steps: int | None = None,
-    progress: bool = True,
-    device="cpu",
-    fit_minutes: float | None = None,
-    compile: bool = False,
-    transform: dict | None = None,
-    init_from=None,
-    snapshot_every: int | None = None,
-    snapshot_dir=None,
-    steps: int | None = None,
-) -> dict:
+def train(arch: str = "unet", dataset: str = "mnist", epochs: int = 8, out="runs/mnist_state.pt", publish=None,
+          resume: bool = False, max_minutes: float | None = None, threads: int | None = None, config=None,
+          batch_size: int = 128, lr: float = 5e-4, warmup_steps: int = 200, ema_decay: float = 0.999, seed: int = 0,
+          bf16: bool = False, n_train: int | None = None, stop_after_steps: int | None = None, progress: bool = True,
+          device="cpu", fit_minutes: float | None = None, compile: bool = False, transform: dict | None = None,
+          init_from=None, snapshot_every: int | None = None, snapshot_dir=None, steps: int | None = None) -> dict:
     """Train (or with ``resume=True`` continue) network ``arch`` on ``dataset``'s training split; return the metadata.
 
-    ``config``: a ``UNetConfig`` / ``DiTConfig`` (None: the architecture's default). ``transform``: a spec
-    for :func:`~locality_lib.data.make_transform` applied to the training images (None: plain data).
+    ``config``: a ``UNetConfig`` / ``DiTConfig`` / ``CNNConfig`` (None: the architecture's default). ``transform``:
+    a spec for :func:`~locality_lib.data.make_transform` applied to the training images (None: plain data).
     ``bf16=True`` runs the forward pass under bfloat16 autocast (about 1.8x faster on CPUs with
     AVX512-BF16; weights, optimizer and loss stay float32). ``threads`` sets torch's CPU threads while
     training. ``device`` ("cpu", "cuda", "mps", ...) holds the data, model and optimizer; the batch order
@@ -173,7 +152,26 @@ def train(
     ``warmup_steps >= 8`` and a fresh run); ``compile=True`` compiles the forward pass. ``steps``: train
     exactly this many optimizer steps, the cosine schedule ending there (instead of ``epochs`` whole epochs).
     """
-    # -- settings ---------------------------------------------------------------------------------------
+    # Check the settings.
+    _check_settings(epochs, batch_size, fit_minutes, warmup_steps, resume, out, steps, snapshot_every, snapshot_dir)
+    make_transform(transform)  # fail early on a bad spec
+    out, dev = Path(out), _device(device)
+    run = dict(arch=arch, dataset=dataset, transform=transform, init_from=None if init_from is None else str(init_from),
+               steps=steps, n_train=n_train, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
+               seed=seed, bf16=bool(bf16))
+    # Start afresh or resume.
+    torch.manual_seed(seed)
+    st = TrainState.load(out, run, config, dev) if resume and out.is_file() else TrainState.fresh(run, config, dev)
+    # Load the data; set up the schedule, EMA and the forward pass.
+    trainer = _Trainer(st, run, dev, epochs=epochs, out=out, publish=publish, progress=progress,
+                       fit_minutes=fit_minutes, compile=compile, snapshot_every=snapshot_every, snapshot_dir=snapshot_dir)
+    # Train: steps, EMA, snapshots, checkpoints after every epoch and at every stop.
+    with _interruptible(threads) as stop:
+        return trainer.loop(stop, max_minutes, stop_after_steps)
+
+
+def _check_settings(epochs, batch_size, fit_minutes, warmup_steps, resume, out, steps, snapshot_every, snapshot_dir):
+    """``ValueError`` for settings :func:`train` cannot run with."""
     if not (isinstance(epochs, int) and epochs >= 1):
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     if not (isinstance(batch_size, int) and batch_size >= 1):
@@ -188,92 +186,20 @@ def train(
         raise ValueError(f"steps must be a positive int (and not combined with fit_minutes), got {steps!r}")
     if snapshot_every is not None and (snapshot_dir is None or snapshot_every < 1):
         raise ValueError("snapshot_every needs a positive step count and a snapshot_dir")
-    make_transform(transform)  # fail early on a bad spec
-    out = Path(out)
-    dev = _device(device)
-    run = dict(arch=arch, dataset=dataset, transform=transform, init_from=None if init_from is None else str(init_from),
-               steps=steps, n_train=n_train, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, ema_decay=ema_decay,
-               seed=seed, bf16=bool(bf16))
 
-    # -- state: fresh or resumed --------------------------------------------------------------------------
-    torch.manual_seed(seed)
-    if resume and out.is_file():
-        st = TrainState.load(out, run, config, dev)
-    else:
-        st = TrainState.fresh(run, config, dev)
 
-    prior_seconds, prior_steps = 0.0, 0  # the training behind the init_from checkpoint, for the totals
-    if init_from is not None:
-        _, init_meta = load_checkpoint(init_from)
-        prior_seconds = init_meta.get("total_train_seconds", init_meta.get("train_seconds", 0.0))
-        prior_steps = init_meta.get("total_steps", init_meta.get("steps", 0))
+def _prior_training(init_from) -> tuple[float, int]:
+    """``(seconds, steps)`` of the training behind the ``init_from`` checkpoint (zeros without one), for the totals."""
+    if init_from is None:
+        return 0.0, 0
+    _, meta = load_checkpoint(init_from)
+    return meta.get("total_train_seconds", meta.get("train_seconds", 0.0)), meta.get("total_steps", meta.get("steps", 0))
 
-    # -- data -----------------------------------------------------------------------------------------------
-    schedule = DDPMSchedule()
-    data = make_transform(transform)(load_dataset(dataset, "train", n=n_train, seed=seed)).to(dev)
-    steps_per_epoch = data.shape[0] // batch_size
-    if steps_per_epoch == 0:
-        raise ValueError(f"batch_size {batch_size} exceeds the {data.shape[0]} training images")
-    if steps is not None:
-        epochs = math.ceil(steps / steps_per_epoch)
-    total_steps = epochs * steps_per_epoch if steps is None else steps
-    abar = schedule.alpha_bar.to(dev)
 
-    # -- step machinery ---------------------------------------------------------------------------------------
-    net = st.net
-    live = net.state_dict()  # detached views of the parameters: the optimizer updates them in place
-    ema_list, live_list = [st.ema[k] for k in live], [live[k] for k in live]
-    pending = []  # step losses still on the device (read back in groups, not one sync per step)
-    fit_steps = () if fit_minutes is None else (warmup_steps // 4, warmup_steps // 2)  # the timed stretch
-    fit_clock = None
-    forward = net
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions once
-    if compile:
-        import torch._dynamo as dynamo
-
-        dynamo.config.suppress_errors = True  # a backend failure runs eagerly instead of stopping training
-        forward = torch.compile(net)
-
-    def flush():
-        if pending:
-            st.losses.extend(torch.stack(pending).float().cpu().tolist())
-            pending.clear()
-
-    def metadata() -> dict:
-        return dict(run, n_train=data.shape[0], schedule=dict(beta_start=schedule.beta_start,
-                    beta_end=schedule.beta_end, num_steps=schedule.num_steps),
-                    epochs=round(st.epoch + st.batch / steps_per_epoch, 3), planned_epochs=epochs, steps=st.step,
-                    num_parameters=net.num_parameters(), final_loss=_recent(st.losses), train_seconds=round(st.seconds, 1),
-                    total_train_seconds=round(prior_seconds + st.seconds, 1), total_steps=prior_steps + st.step,
-                    torch=str(torch.__version__),
-                    saved=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-
-    def save():
-        flush()
-        meta = metadata()
-        st.save(out, meta)
-        if publish is not None:
-            st.publish(publish, meta)
-        return meta
-
-    def one_step(x0):
-        t = torch.randint(0, schedule.num_steps, (x0.shape[0],), generator=st.noise_gen).to(dev)
-        eps = torch.randn(x0.shape, generator=st.noise_gen).to(dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(bf16)):
-            loss = epsilon_loss(forward, x0, t, eps, abar)
-        for group in st.opt.param_groups:
-            group["lr"] = lr_at(st.step, total_steps, lr, warmup_steps)
-        st.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        st.opt.step()
-        decay = min(ema_decay, (1 + st.step) / (10 + st.step))
-        with torch.no_grad():
-            torch._foreach_lerp_(ema_list, live_list, 1 - decay)
-        pending.append(loss.detach())
-
-    # -- the loop -------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _interruptible(threads: int | None):
+    """While inside: Ctrl-C and SIGTERM set ``stop["signal"]`` (main thread only) instead of ending the process,
+    and torch uses ``threads`` CPU threads; both are restored on the way out. Yields ``stop``."""
     stop = {"signal": None}
     handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -282,71 +208,196 @@ def train(
     threads_before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
-    started = time.time()
-    bar = None
-    label = f"{arch} {dataset}" + (f" ({transform['name']})" if transform else "")
     try:
-        net.train()
-        if st.step >= total_steps:  # a finished run of `steps` steps: nothing left to do
-            return save()
-        while st.epoch < epochs:
-            order = torch.randperm(data.shape[0], generator=torch.Generator().manual_seed(seed * 100003 + st.epoch))
-            order = order.to(dev)
-            if progress:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=steps_per_epoch, initial=st.batch, desc=f"{label} epoch {st.epoch + 1}/{epochs}")
-            while st.batch < steps_per_epoch:
-                t0 = time.time()
-                one_step(data[order[st.batch * batch_size : (st.batch + 1) * batch_size]])
-                st.step += 1
-                st.batch += 1
-                # -- schedule fitting (fit_minutes): time a stretch of the warm-up, then fix the epochs --
-                if st.step in fit_steps:
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize(dev)
-                    now = time.time()
-                    if st.step == fit_steps[0]:
-                        fit_clock = now
-                    else:
-                        per_step = (now - fit_clock) / (fit_steps[1] - fit_steps[0])
-                        steps_left = (60 * fit_minutes - (now - started)) / per_step
-                        epochs = max(st.epoch + 1, min(epochs, int((st.step + steps_left) // steps_per_epoch)))
-                        total_steps = epochs * steps_per_epoch
-                        print(f"{label}: {1e3 * per_step:.1f} ms/step -> {epochs} epochs "
-                              f"fit in {fit_minutes:.2f} min", flush=True)
-                if dev.type == "cpu" or len(pending) >= 50:
-                    flush()
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{_recent(st.losses):.4f}")
-                st.seconds += time.time() - t0
-                if bar is not None:
-                    bar.update(1)
-                # -- snapshots and early stops ----------------------------------------------------------
-                if snapshot_every is not None and st.step % snapshot_every == 0:
-                    flush()
-                    st.publish(Path(snapshot_dir) / f"step{st.step:06d}.pt", metadata())
-                if st.step >= total_steps:  # the end of a run of `steps` steps (mid-epoch)
-                    return save()
-                timed_out = max_minutes is not None and time.time() - started > 60 * max_minutes
-                if stop["signal"] or timed_out or (stop_after_steps is not None and st.step >= stop_after_steps):
-                    meta = save()
-                    why = stop["signal"] or ("time limit" if timed_out else "stop_after_steps")
-                    print(f"stopped ({why}) at epoch {meta['epochs']}, step {st.step}; resume with --resume")
-                    return meta
-            if bar is not None:
-                bar.close()
-                bar = None
-            st.epoch, st.batch = st.epoch + 1, 0
-            save()
-        return save()
+        yield stop
     finally:
-        if bar is not None:
-            bar.close()
         for sig, h in handlers.items():
             signal.signal(sig, h)
         torch.set_num_threads(threads_before)
-        net.eval()
+
+
+class _Trainer:
+    """One call of :func:`train`: the state ``st``, the data and schedule, and the loop's bookkeeping."""
+
+    def __init__(self, st: TrainState, run: dict, dev: torch.device, *, epochs, out, publish, progress,
+                 fit_minutes, compile, snapshot_every, snapshot_dir):
+        self.st, self.run, self.dev, self.out, self.publish, self.progress = st, run, dev, out, publish, progress
+        self.fit_minutes, self.snapshot_every, self.snapshot_dir = fit_minutes, snapshot_every, snapshot_dir
+        self.prior_seconds, self.prior_steps = _prior_training(run["init_from"])
+        self.schedule = DDPMSchedule()
+        images = load_dataset(run["dataset"], "train", n=run["n_train"], seed=run["seed"])
+        self.data = make_transform(run["transform"])(images).to(dev)
+        self.steps_per_epoch = self.data.shape[0] // run["batch_size"]
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"batch_size {run['batch_size']} exceeds the {self.data.shape[0]} training images")
+        if run["steps"] is not None:
+            epochs = math.ceil(run["steps"] / self.steps_per_epoch)
+        self.epochs = epochs
+        self.total_steps = epochs * self.steps_per_epoch if run["steps"] is None else run["steps"]
+        self.abar = self.schedule.alpha_bar.to(dev)
+        live = st.net.state_dict()  # detached views of the parameters: the optimizer updates them in place
+        self.ema_list, self.live_list = [st.ema[k] for k in live], [live[k] for k in live]
+        self.pending = []  # step losses still on the device (read back in groups, not one sync per step)
+        warmup = run["warmup_steps"]
+        self.fit_steps = () if fit_minutes is None else (warmup // 4, warmup // 2)  # the timed stretch
+        self.fit_clock = None
+        self.forward = _forward_pass(st.net, dev, compile)
+        self.bar = None
+        transform = run["transform"]
+        self.label = f"{run['arch']} {run['dataset']}" + (f" ({transform['name']})" if transform else "")
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def step(self, x0: torch.Tensor) -> None:
+        """One optimizer step on the batch ``x0 [B, C, H, W]``: draw ``t`` and ``eps``, the loss, clipped Adam, EMA."""
+        st, run, dev = self.st, self.run, self.dev
+        t = torch.randint(0, self.schedule.num_steps, (x0.shape[0],), generator=st.noise_gen).to(dev)
+        eps = torch.randn(x0.shape, generator=st.noise_gen).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=run["bf16"]):
+            loss = epsilon_loss(self.forward, x0, t, eps, self.abar)
+        for group in st.opt.param_groups:
+            group["lr"] = lr_at(st.step, self.total_steps, run["lr"], run["warmup_steps"])
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(st.net.parameters(), 1.0)
+        st.opt.step()
+        self.update_ema()
+        self.pending.append(loss.detach())
+
+    def update_ema(self) -> None:
+        """``ema <- decay ema + (1 - decay) weights`` with ``decay = min(ema_decay, (1 + k) / (10 + k))`` at step k."""
+        decay = min(self.run["ema_decay"], (1 + self.st.step) / (10 + self.st.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_list, self.live_list, 1 - decay)
+
+    # -- checkpoints and the log ------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Move the step losses still on the device into ``st.losses``."""
+        if self.pending:
+            self.st.losses.extend(torch.stack(self.pending).float().cpu().tolist())
+            self.pending.clear()
+
+    def metadata(self) -> dict:
+        """The run's settings and where it stands: saved with every state and checkpoint, returned by :func:`train`."""
+        st, run, schedule = self.st, self.run, self.schedule
+        return dict(run, n_train=self.data.shape[0], schedule=dict(beta_start=schedule.beta_start,
+                    beta_end=schedule.beta_end, num_steps=schedule.num_steps),
+                    epochs=round(st.epoch + st.batch / self.steps_per_epoch, 3), planned_epochs=self.epochs,
+                    steps=st.step, num_parameters=st.net.num_parameters(), final_loss=_recent(st.losses),
+                    train_seconds=round(st.seconds, 1), total_train_seconds=round(self.prior_seconds + st.seconds, 1),
+                    total_steps=self.prior_steps + st.step, torch=str(torch.__version__),
+                    saved=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+
+    def save(self) -> dict:
+        """Write the training state to ``out`` and the EMA checkpoint to ``publish``; return the metadata."""
+        self.flush()
+        meta = self.metadata()
+        self.st.save(self.out, meta)
+        if self.publish is not None:
+            self.st.publish(self.publish, meta)
+        return meta
+
+    def snapshot(self) -> None:
+        """Publish the EMA checkpoint of this step into ``snapshot_dir`` (``step000500.pt``, ...)."""
+        self.flush()
+        self.st.publish(Path(self.snapshot_dir) / f"step{self.st.step:06d}.pt", self.metadata())
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def loop(self, stop: dict, max_minutes: float | None, stop_after_steps: int | None) -> dict:
+        """Epochs of steps until the schedule ends or a stop (signal, time, step count); saves after every epoch."""
+        st, run = self.st, self.run
+        started = time.time()
+        try:
+            st.net.train()
+            if st.step >= self.total_steps:  # a finished run of `steps` steps: nothing left to do
+                return self.save()
+            while st.epoch < self.epochs:
+                gen = torch.Generator().manual_seed(run["seed"] * 100003 + st.epoch)
+                order = torch.randperm(self.data.shape[0], generator=gen).to(self.dev)
+                self._open_bar()
+                while st.batch < self.steps_per_epoch:
+                    self._advance(order, started)
+                    if self.snapshot_every is not None and st.step % self.snapshot_every == 0:
+                        self.snapshot()
+                    if st.step >= self.total_steps:  # the end of a run of `steps` steps (mid-epoch)
+                        return self.save()
+                    meta = self._stop_early(stop, started, max_minutes, stop_after_steps)
+                    if meta is not None:
+                        return meta
+                self._close_bar()
+                st.epoch, st.batch = st.epoch + 1, 0
+                self.save()
+            return self.save()
+        finally:
+            self._close_bar()
+            st.net.eval()
+
+    def _advance(self, order: torch.Tensor, started: float) -> None:
+        """The next batch of ``order``: one step, the counters, the schedule fit, the loss log and the clock."""
+        st, bs = self.st, self.run["batch_size"]
+        t0 = time.time()
+        self.step(self.data[order[st.batch * bs : (st.batch + 1) * bs]])
+        st.step += 1
+        st.batch += 1
+        if st.step in self.fit_steps:
+            self._fit_schedule(started)
+        if self.dev.type == "cpu" or len(self.pending) >= 50:
+            self.flush()
+            if self.bar is not None:
+                self.bar.set_postfix(loss=f"{_recent(st.losses):.4f}")
+        st.seconds += time.time() - t0
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def _fit_schedule(self, started: float) -> None:
+        """``fit_minutes``: start the clock at the first timed step; at the second, fix the epochs that fit."""
+        st = self.st
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        now = time.time()
+        if st.step == self.fit_steps[0]:
+            self.fit_clock = now
+            return
+        per_step = (now - self.fit_clock) / (self.fit_steps[1] - self.fit_steps[0])
+        steps_left = (60 * self.fit_minutes - (now - started)) / per_step
+        fitted = int((st.step + steps_left) // self.steps_per_epoch)
+        self.epochs = max(st.epoch + 1, min(self.epochs, fitted))
+        self.total_steps = self.epochs * self.steps_per_epoch
+        print(f"{self.label}: {1e3 * per_step:.1f} ms/step -> {self.epochs} epochs "
+              f"fit in {self.fit_minutes:.2f} min", flush=True)
+
+    def _stop_early(self, stop: dict, started: float, max_minutes, stop_after_steps) -> dict | None:
+        """Save and return the metadata if a signal came, time ran out or ``stop_after_steps`` are done; else None."""
+        timed_out = max_minutes is not None and time.time() - started > 60 * max_minutes
+        if not (stop["signal"] or timed_out or (stop_after_steps is not None and self.st.step >= stop_after_steps)):
+            return None
+        meta = self.save()
+        why = stop["signal"] or ("time limit" if timed_out else "stop_after_steps")
+        print(f"stopped ({why}) at epoch {meta['epochs']}, step {self.st.step}; resume with --resume")
+        return meta
+
+    def _open_bar(self) -> None:
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.steps_per_epoch, initial=self.st.batch,
+                            desc=f"{self.label} epoch {self.st.epoch + 1}/{self.epochs}")
+
+    def _close_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _forward_pass(net, dev: torch.device, compile: bool):
+    """The network as the loss calls it: ``torch.compile(net)`` if asked (eager if compiling fails), else ``net``."""
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions once
+    if not compile:
+        return net
+    import torch._dynamo as dynamo
+
+    dynamo.config.suppress_errors = True  # a backend failure runs eagerly instead of stopping training
+    return torch.compile(net)
 
 
 def train_unet(dataset: str = "mnist", epochs: int = 8, out="runs/mnist_state.pt", publish=None, resume: bool = False,

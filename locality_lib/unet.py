@@ -1,36 +1,31 @@
-"""A small DDPM UNet (Ho et al. 2020; the pytorch-ddpm layout the paper's baseline uses) and its denoiser.
+"""A small DDPM UNet (Ho et al. 2020; the pytorch-ddpm layout the paper's baseline uses): a plain network.
 
 The network predicts the noise: ``eps_theta(x_t, t)`` for ``x_t: [B, C, H, W]``, ``t: [B]`` long.
-``UNetDenoiser`` turns it into the library contract ``den(x_t, t) -> x0_hat`` with
-``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)`` through the conversion every
-epsilon network shares (:mod:`locality_lib.epsilon`).
+:class:`~locality_lib.epsilon.UNetDenoiser` (in :mod:`locality_lib.epsilon`, which imports this module, never
+the other way round) turns it into the library contract ``den(x_t, t) -> x0_hat`` with
+``x0_hat = (x_t - sqrt(1 - abar_t) eps_theta(x_t, t)) / sqrt(abar_t)``.
 
 Layout: sinusoidal timestep embedding + MLP; per resolution ``num_res_blocks`` residual blocks
 (GroupNorm, SiLU, 3x3 conv, timestep bias, dropout) with skip connections; stride-2 conv down and
 nearest-neighbour up sampling (28 -> 14 -> 7 for ``channel_mults = (1, 2, 2)``); a middle block
 (residual, self-attention, residual) at the lowest resolution.
 
-Checkpoints (``save_checkpoint`` / ``UNetDenoiser.from_checkpoint``, both from :mod:`locality_lib.epsilon`)
-are dicts ``{"format", "arch", "config", "ema", "meta"}``: the UNet config, the EMA weights (float32) and
-metadata (dataset, schedule, epochs, steps, parameter count, final loss, training time, seed).
+Checkpoints (:func:`~locality_lib.epsilon.save_checkpoint` / ``UNetDenoiser.from_checkpoint``) are dicts
+``{"format", "arch", "config", "ema", "meta"}``: the UNet config, the EMA weights (float32) and metadata
+(dataset, schedule, epochs, steps, parameter count, final loss, training time, seed).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .epsilon import EpsilonDenoiser, save_checkpoint
 from .schedule import DDPMSchedule
 
-__all__ = ["UNet", "UNetConfig", "UNetDenoiser", "save_checkpoint", "CHECKPOINT_DIR", "PRETRAINED"]
-
-CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-PRETRAINED = ("mnist", "fashion_mnist")
+__all__ = ["UNet", "UNetConfig", "timestep_embedding"]
 
 
 @dataclass(frozen=True)
@@ -172,37 +167,3 @@ class UNet(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-
-
-class UNetDenoiser(EpsilonDenoiser):
-    """``UNetDenoiser(net, schedule)``: an :class:`~locality_lib.epsilon.EpsilonDenoiser` whose net is a :class:`UNet`.
-
-    ``den(x_t, t) -> x0_hat = (x_t - sqrt(1-abar_t) eps) / sqrt(abar_t)``; differentiable in ``x_t``.
-    ``meta``: the checkpoint's metadata (``{}`` for a net built in memory).
-    """
-
-    _label = "UNet"
-
-    def __init__(self, net: UNet, schedule: DDPMSchedule | None = None, meta: dict | None = None):
-        if not isinstance(net, UNet):
-            raise ValueError(f"net must be a locality_lib.unet.UNet, got {type(net).__name__}")
-        super().__init__(net, schedule, meta)
-
-    @classmethod
-    def from_checkpoint(cls, path, dataset: str | None = None, map_location="cpu", arch: str | None = "unet"):
-        """Load a UNet checkpoint written by :func:`save_checkpoint` (or by ``python -m locality_lib.train``).
-
-        ``dataset``: if given, the checkpoint must have been trained on it. Raises ``FileNotFoundError``
-        for a missing file and ``ValueError`` (naming the file) for an unreadable, truncated or mismatched one.
-        """
-        return super().from_checkpoint(path, dataset, map_location, arch="unet")
-
-    @classmethod
-    def from_pretrained(cls, name: str, map_location="cpu") -> "UNetDenoiser":
-        """The UNet trained for the book on ``"mnist"`` or ``"fashion_mnist"`` (``locality_lib/checkpoints/<name>.pt``).
-
-        The other shipped networks load with :func:`locality_lib.pretrained`.
-        """
-        if name not in PRETRAINED:
-            raise ValueError(f"no pretrained UNet named {name!r}; expected one of {', '.join(PRETRAINED)}")
-        return cls.from_checkpoint(CHECKPOINT_DIR / f"{name}.pt", dataset=name, map_location=map_location)

@@ -157,10 +157,21 @@ def test_chapter_colab_links_point_at_itself(path):
     assert links <= {expected}, f"{path.name}: Colab links {sorted(links - {expected})}, expected {expected}"
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_chapter_holds_the_address_only_in_its_install_cell(path):
+    """Colab is the launch button, drawn from _config.yml: no badge, no copy of the address in the text.
+    The install cell keeps one (a notebook opened in Colab has no _config.yml), written by the tool."""
+    nb = nbformat.read(path, as_version=4)
+    owner_repo = "/".join(seturl.parse_github_url(CONFIG["repository"]["url"]))
+    holding = [i for i, c in enumerate(nb.cells) if owner_repo in c.source or "colab.research.google.com" in c.source]
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    assert holding == [first_code], f"{path.name}: cells {holding} name the repository; only the install cell may"
+
+
 def test_repository_url_has_one_value():
     assert locality_lib.REPOSITORY_URL == CONFIG["repository"]["url"]
     seturl.parse_github_url(locality_lib.REPOSITORY_URL)
-    assert seturl.current_url(ROOT) == locality_lib.REPOSITORY_URL
+    assert seturl.current_url(ROOT) == locality_lib.REPOSITORY_URL == seturl.config_url(ROOT)
 
 
 # ----------------------------------------------------------------------------- the tools
@@ -213,9 +224,26 @@ def test_set_repository_url_rewrites_every_place(tmp_path):
     assert f"{old}-data" in (tmp_path / "book" / "99_toy.ipynb").read_text()
     # a second run changes nothing; a bad address is refused and changes nothing
     assert seturl.set_repository_url(new, tmp_path) == []
+    assert seturl.set_repository_url(None, tmp_path) == []
     with pytest.raises(ValueError, match="OWNER/REPO"):
         seturl.set_repository_url("https://gitlab.com/a/b", tmp_path)
     assert seturl.current_url(tmp_path) == new
+
+
+def test_set_repository_url_generates_the_copies_from_config(tmp_path):
+    """Edit repository.url in _config.yml by hand, run the tool with no address: every copy follows."""
+    old, new = locality_lib.REPOSITORY_URL, "https://github.com/hand-edited/book"
+    (tmp_path / "locality_lib").mkdir()
+    (tmp_path / "book").mkdir()
+    config = (ROOT / "_config.yml").read_text()
+    assert config.count(f"url: {old}\n") == 1
+    (tmp_path / "_config.yml").write_text(config.replace(f"url: {old}\n", f"url: {new}\n"))
+    shutil.copy(ROOT / "locality_lib" / "__init__.py", tmp_path / "locality_lib" / "__init__.py")
+    nbformat.write(_toy_notebook(old, "99_toy.ipynb"), tmp_path / "book" / "99_toy.ipynb")
+    assert seturl.main(["--root", str(tmp_path)]) == 0
+    assert seturl.config_url(tmp_path) == seturl.current_url(tmp_path) == new
+    assert check_install_cell(first_code_cell(nbformat.read(tmp_path / "book" / "99_toy.ipynb", as_version=4))) == new
+    assert seturl.set_repository_url(None, tmp_path) == []
 
 
 def test_strip_outputs(tmp_path):

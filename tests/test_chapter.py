@@ -37,9 +37,3 @@ def test_glue_returns_the_value_and_prints_it_without_myst_nb(monkeypatch, capsy
     monkeypatch.setattr(builtins, "__import__", no_myst)
     assert chapter.glue("ch0_answer", 42) == 42
     assert capsys.readouterr().out.strip() == "ch0_answer = 42"
-
-
-def test_the_old_module_name_still_imports():
-    from locality_lib import notebook
-
-    assert notebook.pick is chapter.pick and notebook.setup is chapter.setup

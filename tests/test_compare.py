@@ -159,16 +159,14 @@ def test_shipped_results_are_the_papers_protocol():
             assert res.final_r2[m].shape == (len(seeds),) and (res.final_r2[m] <= 1).all()
 
 
-def test_one_name_per_protocol_and_the_old_name_still_works(wiener, x0):
+def test_one_name_per_protocol(wiener, x0):
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
     with pytest.raises(ValueError, match="x_T"):
         compare_models({"w": wiener}, wiener, x0, SCHEDULE, protocol="trajectory")  # clean images as start noise
     with pytest.raises(ValueError, match="x0"):
         compare_models({"w": wiener}, wiener, schedule=SCHEDULE, timesteps=TS, x_T=noise)
-    with pytest.warns(DeprecationWarning, match="x_T"):
-        old = compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", images=noise)
-    new = compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", x_T=noise)
-    torch.testing.assert_close(old.inputs, new.inputs)
+    with pytest.raises(TypeError, match="images"):
+        compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", images=noise)  # no alias
 
 
 def test_second_referee_scores_stored_samples(wiener, tmp_path):

@@ -30,7 +30,7 @@ FUTURE = "locality_lib/checkpoints/dit/future.pt"  # a checkpoint in a subfolder
 PROBE = """
 import sys, torch, locality_lib
 from locality_lib import UNetDenoiser
-from locality_lib.unet import CHECKPOINT_DIR
+from locality_lib.epsilon import CHECKPOINT_DIR
 g = torch.Generator().manual_seed(0)
 x = torch.randn(2, 1, 28, 28, generator=g)
 out = {name: UNetDenoiser.from_pretrained(name)(x, 500) for name in ("mnist", "fashion_mnist")}

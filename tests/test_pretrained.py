@@ -6,7 +6,8 @@ from locality_lib import PRETRAINED, DDPMSchedule, EpsilonDenoiser, WienerDenois
 from locality_lib.data import pixel_permutation, plant_pattern, shuffle_pixels, unshuffle_pixels
 from locality_lib.dit import DiT, DiTConfig
 from locality_lib.sensitivity import sensitivity_field
-from locality_lib.unet import UNet, UNetDenoiser
+from locality_lib.epsilon import UNetDenoiser
+from locality_lib.unet import UNet
 
 NAMES = ["unet/mnist", "unet/fashion_mnist", "dit/mnist", "unet/mnist-w", "dit/mnist-w", "unet/mnist-shuffled",
          "dit/mnist-shuffled"]

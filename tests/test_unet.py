@@ -9,7 +9,8 @@ import torch
 from locality_lib import DDPMSchedule, WienerDenoiser, load_dataset
 from locality_lib.sensitivity import pixel_indices, sensitivity_field, wiener_sensitivity_field
 from locality_lib.train import train_unet
-from locality_lib.unet import UNet, UNetConfig, UNetDenoiser, save_checkpoint
+from locality_lib.epsilon import UNetDenoiser, save_checkpoint
+from locality_lib.unet import UNet, UNetConfig
 
 TINY = UNetConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4, dropout=0.1)
 RUN = dict(config=TINY, n_train=96, batch_size=32, warmup_steps=2, threads=1, progress=False)  # 3 steps per epoch

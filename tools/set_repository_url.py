@@ -1,19 +1,25 @@
-"""Publish the book under a new repository address with one command.
+"""Set the book's repository address from its one setting, ``repository.url`` in ``_config.yml``.
 
-Usage: ``python tools/set_repository_url.py https://github.com/OWNER/REPO``
+Usage: ``python tools/set_repository_url.py https://github.com/OWNER/REPO`` (writes the address into
+``_config.yml`` and everything generated from it), or ``python tools/set_repository_url.py`` after editing
+``_config.yml`` by hand (generates everything else from it).
 
-The address lives in three kinds of places, all rewritten here (``tests/test_book.py`` checks
-that they agree):
+``_config.yml`` ``repository.url`` is the setting: Jupyter Book's launch buttons (Colab, from
+``launch_buttons.colab_url``) and repository buttons read it, so the chapters carry no Colab badge and
+no copy of the address in their text. Copies are generated only where a reader has no ``_config.yml``
+(``tests/test_book.py`` checks that they agree with it):
 
-- ``_config.yml`` ``repository.url`` (launch and repository buttons of the rendered book);
-- ``REPOSITORY_URL`` in ``locality_lib/__init__.py``;
-- the chapters (``book/*.ipynb``, ``book/*.md``), ``README.md`` and ``docs/*.md``: the install cell
-  (``git+<url>``), Colab badges (``colab.research.google.com/github/OWNER/REPO/...``), any
-  other link to the repository, and the address of the published book on GitHub Pages
-  (:func:`pages_url`, e.g. ``https://owner.github.io/REPO/``; ``.github/workflows/book.yml`` publishes it).
+- ``REPOSITORY_URL`` in ``locality_lib/__init__.py`` (the installed library's own record);
+- the install cell of every chapter (``git+<url>``): a notebook opened in Colab has no ``_config.yml``, so
+  the cell that installs ``locality_lib`` there must name the address itself;
+- ``README.md`` and ``docs/*.md`` (and any link in ``book/*.md``): links to the repository, Colab links
+  (``colab.research.google.com/github/OWNER/REPO/...``) and the address where the book will be published on
+  GitHub Pages (:func:`pages_url`, e.g. ``https://owner.github.io/REPO/``; ``.github/workflows/book.yml``
+  publishes it).
 
-Files are edited as text (one exact substitution of the old address), so nothing else in them
-changes; running it twice with the same address changes nothing.
+The copies are rewritten from the address they hold now (``REPOSITORY_URL``, the last generated one) to
+the setting's. Files are edited as text (one exact substitution of the old address), so nothing else in
+them changes; running it twice with the same address changes nothing.
 """
 from __future__ import annotations
 
@@ -45,8 +51,16 @@ def pages_url(url: str) -> str:
     return f"https://{host}/" if repo.lower() == host else f"https://{host}/{repo}/"
 
 
+def config_url(root: Path) -> str:
+    """``repository.url`` in ``_config.yml``: the setting every other copy is generated from."""
+    m = CONFIG_URL.search((root / "_config.yml").read_text())
+    if m is None:
+        raise ValueError("_config.yml has no `repository:` block with a `url:` line")
+    return m.group(2)
+
+
 def current_url(root: Path) -> str:
-    """The address in ``locality_lib/__init__.py`` (the one the install cells must use)."""
+    """The address in ``locality_lib/__init__.py``: the one the generated copies (install cells, links) hold now."""
     m = CONSTANT.search((root / "locality_lib" / "__init__.py").read_text())
     if m is None:
         raise ValueError("locality_lib/__init__.py has no line REPOSITORY_URL = \"...\"")
@@ -73,9 +87,10 @@ def files_to_rewrite(root: Path) -> list[Path]:
     return [f for f in files if f.is_file()]
 
 
-def set_repository_url(new: str, root: Path = ROOT) -> list[Path]:
-    """Rewrite every occurrence of the current address under ``root`` to ``new``; return the changed files."""
-    owner, repo = parse_github_url(new)
+def set_repository_url(new: str | None = None, root: Path = ROOT) -> list[Path]:
+    """Set ``repository.url`` in ``_config.yml`` to ``new`` (None: keep the setting as it is) and rewrite every
+    copy of the current address under ``root`` to it; return the changed files."""
+    owner, repo = parse_github_url(config_url(root) if new is None else new)
     new = f"https://github.com/{owner}/{repo}"
     old = current_url(root)
     parse_github_url(old)
@@ -95,7 +110,8 @@ def set_repository_url(new: str, root: Path = ROOT) -> list[Path]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="https://github.com/OWNER/REPO")
+    parser.add_argument("url", nargs="?", default=None,
+                        help="https://github.com/OWNER/REPO (default: repository.url of _config.yml)")
     parser.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
     args = parser.parse_args(argv)
     try:
@@ -104,7 +120,8 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     for path in changed:
         print(f"updated {path.relative_to(args.root.resolve())}")
-    print(f"{len(changed)} file(s) changed; the book will be published at {pages_url(args.url)}")
+    url = config_url(args.root.resolve())
+    print(f"{len(changed)} file(s) changed; once {url} is public, its workflow publishes the book at {pages_url(url)}")
     return 0
 
 
