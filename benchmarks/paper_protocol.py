@@ -7,8 +7,9 @@ interrupted run resumes where it stopped (the chapter reads the file and states 
 model has). The final samples go to ``paper_samples_<dataset>.npz`` beside it (the UNet's as
 ``"reference"``), so that another referee can score them without re-running the models
 (``locality_lib.compare.second_referee``); seeds already in the JSON but missing from the samples file are
-sampled again and must reproduce their stored r2 (to 1e-4), or the script stops. The patch machines are calibrated first (``calibrate_patch_sizes`` with their own class,
-on calibration noise of seeds 10000+, disjoint from the test seeds 0..S-1).
+sampled again and must reproduce their stored r2 (to 1e-4), or the script stops. LS and the padded ELS machine are calibrated first (``calibrate_patch_sizes`` with their own class, by r2,
+on calibration noise of seeds 10000+, disjoint from the test seeds 0..S-1); ELS takes the sizes of
+``benchmarks/calibrate_els.py`` (its authors' score calibration, seeds 20000+).
 
 Usage (about an hour per dataset on one CPU core, most of it ELS)::
 
@@ -27,15 +28,18 @@ from contextlib import contextmanager
 import torch
 
 from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityDenoiser, LSDenoiser,
-                          NearestDenoiser, OptimalDenoiser, WienerDenoiser, calibrate_patch_sizes, load_dataset)
+                          NearestDenoiser, OptimalDenoiser, PaddedELSDenoiser, WienerDenoiser, calibrate_patch_sizes,
+                          load_dataset)
 from locality_lib.compare import RESULTS_DIR as RESULTS  # shipped with the library (Colab)
 from locality_lib.compare import load_paper_samples, paper_noise, paper_protocol, save_paper_samples
 from locality_lib.epsilon import UNetDenoiser
 
-#: Settings shared with chapter 7 (which reads them back from the file).
-CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 50, "num_steps": 10,
-          "ls_sizes": [3, 5, 7, 11, 15, 21], "els_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
-MODELS = ["wiener", "optimal", "nearest", "locality", "ls", "els"]
+#: Settings shared with chapter 8 (which reads them back from the file). ELS is the boundary-broken machine
+#: (``ELSDenoiser``), its sizes from ``benchmarks/calibrate_els.py`` (Kamb & Ganguli's score calibration);
+#: ``els_padded`` the padded machine (``PaddedELSDenoiser``) that earlier versions of the book ran.
+CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 2000, "n_els_padded": 50, "num_steps": 10,
+          "ls_sizes": [3, 5, 7, 11, 15, 21], "els_padded_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
+MODELS = ["wiener", "optimal", "nearest", "locality", "ls", "els", "els_padded"]
 
 
 class Memo:
@@ -67,6 +71,19 @@ def locked(path):
         os.replace(tmp, path)
 
 
+def els_from_calibration(dataset, path, schedule):
+    """The boundary-broken ELS machine on ``n_els`` images, with the sizes of ``els_calibration_<dataset>.json``."""
+    cal_path = RESULTS / f"els_calibration_{dataset}.json"
+    if not cal_path.exists():
+        raise SystemExit(f"{cal_path} not found: run `python benchmarks/calibrate_els.py {dataset}` first")
+    cal = json.loads(cal_path.read_text())
+    with locked(path) as data:
+        data["patch_sizes"]["els"] = cal["best"]
+        data.setdefault("calibration_seconds", {})["els"] = cal["seconds"]
+    subset = load_dataset(dataset, "train", n=CONFIG["n_els"], seed=0)
+    return ELSDenoiser(subset, schedule, {int(t): p for t, p in cal["best"].items()})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=["mnist", "fashion_mnist"])
@@ -74,8 +91,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16, help="seeds per saved batch")
     ap.add_argument("--seed-range", type=int, nargs=2, default=[0, CONFIG["seeds"]], metavar=("FIRST", "END"),
                     help="run only seeds FIRST..END-1 (start a second process on another range to share the work)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (ELS's kernel runs one per thread)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     schedule = DDPMSchedule()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"paper_protocol_{args.dataset}.json"
@@ -97,8 +115,10 @@ def main():
             return NearestDenoiser(train, schedule)
         if name == "locality":
             return LocalityDenoiser(train, schedule, threshold=PAPER_THRESHOLDS[args.dataset], stats=wiener.stats)
+        if name == "els":
+            return els_from_calibration(args.dataset, path, schedule)
         cls, n, candidates = ((LSDenoiser, CONFIG["n_ls"], CONFIG["ls_sizes"]) if name == "ls"
-                         else (ELSDenoiser, CONFIG["n_els"], CONFIG["els_sizes"]))
+                              else (PaddedELSDenoiser, CONFIG["n_els_padded"], CONFIG["els_padded_sizes"]))
         subset = load_dataset(args.dataset, "train", n=n, seed=0)
         with locked(path) as data:
             sizes = data["patch_sizes"].get(name)

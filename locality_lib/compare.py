@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from ._checks import check_choice, check_images, check_timestep
-from .metrics import mse, pearson_r, r2, r2_per_image
+from .metrics import mse, pearson_per_image, pearson_r, r2, r2_per_image
 from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
            "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan",
-           "load_paper_samples", "save_paper_samples", "second_referee"]
+           "load_paper_samples", "save_paper_samples", "second_referee", "load_els_calibration", "paper_pearson"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -427,10 +427,46 @@ def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, 
                          samples=samples, seconds={})
 
 
-def load_els_scan(dataset: str) -> dict[int, dict]:
+def paper_pearson(dataset: str, root=None) -> dict[str, tuple[list[int], np.ndarray]]:
+    """Pearson r of every stored final sample with the reference's sample of the same seed (the paper's protocol,
+    ``paper_samples_<dataset>.npz``): ``{model: (seeds, r [S] float64)}`` over the seeds both have, in the
+    model's order. The measure Kamb & Ganguli report (their code calls it "r2"), beside the paper's r2."""
+    stored = load_paper_samples(dataset, root)
+    if "reference" not in stored:
+        return {}
+    ref_seeds, ref = stored["reference"]
+    where = {s: k for k, s in enumerate(ref_seeds)}
+    out = {}
+    for name, (seeds, samples) in stored.items():
+        if name == "reference":
+            continue
+        keep = [k for k, s in enumerate(seeds) if s in where]
+        if keep:
+            r = pearson_per_image(samples[keep], ref[[where[seeds[k]] for k in keep]])
+            out[name] = ([seeds[k] for k in keep], r.numpy())
+    return out
+
+
+def load_els_calibration(dataset: str, referee: str | None = None) -> dict:
+    """``benchmarks/calibrate_els.py``'s calibration of the ELS machine against ``referee`` (default: the dataset's
+    UNet): ``{"best": {t: P}, "winners": {t: [P per sample]}, "median_cosine": {t: [per size]}, "mean_r2": ...,
+    "sizes", "timesteps", "n_train", "seeds", "authors_mnist_unet": {t: P}, "seconds"}`` (timesteps as ints)."""
+    name = "" if referee in (None, f"unet/{dataset}") else "_" + referee.replace("/", "_")
+    path = _result_file("els_calibration", dataset + name)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `python benchmarks/calibrate_els.py {dataset}` first")
+    d = json.loads(path.read_text())
+    for key in ("best", "winners", "median_cosine", "mean_r2", "authors_mnist_unet"):
+        d[key] = {int(t): v for t, v in d[key].items()}
+    return d
+
+
+def load_els_scan(dataset: str, machine: str = "els") -> dict[int, dict]:
     """``benchmarks/els_scan.py``'s run for ``dataset``: ``{N: {"seeds", "final_r2", "seconds", "patch_sizes"}}``,
-    the paper's protocol for ELS machines on N training images (``locality_lib/results/els_scan_<dataset>.json``)."""
-    path = _result_file("els_scan", dataset)
+    the paper's protocol for ELS machines on N training images (``locality_lib/results/<machine>_scan_<dataset>.json``;
+    ``machine``: ``"els"``, the boundary-broken machine, or ``"els_padded"``)."""
+    check_choice(machine, "machine", ("els", "els_padded"))
+    path = _result_file(f"{machine}_scan", dataset)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `python benchmarks/els_scan.py {dataset}` first")
     return {int(n): v for n, v in json.loads(path.read_text()).items()}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["r2", "r2_per_image", "pearson_r", "mse", "nearest_train"]
+__all__ = ["r2", "r2_per_image", "pearson_r", "pearson_per_image", "mse", "nearest_train"]
 
 
 def _flat(pred, ref):
@@ -39,15 +39,21 @@ def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
     return float(r2_per_image(pred, ref).mean())
 
 
-def pearson_r(pred: torch.Tensor, ref: torch.Tensor) -> float:
-    """Mean over images of the Pearson correlation between pixels of ``pred_b`` and ``ref_b``."""
+def pearson_per_image(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """``<p_b - mean p_b, r_b - mean r_b> / (|p_b - mean p_b| |r_b - mean r_b|)`` for each image b -> ``[B]`` float64:
+    the Pearson correlation of the pixels (the measure Kamb & Ganguli's code reports, not squared)."""
     p, r = _flat(pred, ref)
     p = p - p.mean(1, keepdim=True)
     r = r - r.mean(1, keepdim=True)
     den = p.norm(dim=1) * r.norm(dim=1)
     if (den == 0).any():
         raise ValueError("pearson_r is undefined for a constant image (zero variance)")
-    return float(((p * r).sum(1) / den).mean())
+    return (p * r).sum(1) / den
+
+
+def pearson_r(pred: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean over images of the Pearson correlation between pixels of ``pred_b`` and ``ref_b``."""
+    return float(pearson_per_image(pred, ref).mean())
 
 
 def mse(pred: torch.Tensor, ref: torch.Tensor) -> float:

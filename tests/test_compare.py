@@ -200,3 +200,27 @@ def test_second_referee_scores_stored_samples(wiener, tmp_path):
         second_referee("other", wiener, SCHEDULE, root=tmp_path)
     with pytest.raises(ValueError, match="len"):
         save_paper_samples("toy", [0, 1], {"shrunk": res.samples["shrunk"]}, root=tmp_path)
+
+
+def test_paper_pearson_matches_a_seed_by_seed_loop(wiener, tmp_path):
+    """Pearson r of stored final samples, against a plain loop over seeds with numpy's corrcoef; seeds that
+    the reference lacks are left out, stored out of order they are matched by seed."""
+    from locality_lib.compare import paper_pearson, save_paper_samples
+
+    shrunk = lambda x, t: 0.5 * wiener(x, t) + 0.1  # noqa: E731  (Pearson r ignores scale and offset)
+    noisy = lambda x, t: wiener(x, t) + 0.3 * torch.sin(7 * x)  # noqa: E731
+    res = paper_protocol({"shrunk": shrunk, "noisy": noisy}, wiener, SCHEDULE, (1, 6, 6), seeds=5, num_steps=4)
+    save_paper_samples("toy", [4, 2, 0], {m: res.samples[m][[4, 2, 0]] for m in ("noisy", "reference")}, root=tmp_path)
+    save_paper_samples("toy", [1, 3], {"noisy": res.samples["noisy"][[1, 3]]}, root=tmp_path)  # no reference
+    save_paper_samples("toy", [0, 1], {"shrunk": res.samples["shrunk"][:2]}, root=tmp_path)
+    got = paper_pearson("toy", root=tmp_path)
+    assert sorted(got) == ["noisy", "shrunk"]
+    for name, want_seeds in (("noisy", [4, 2, 0]), ("shrunk", [0])):
+        seeds, r = got[name]
+        assert sorted(seeds) == sorted(want_seeds)
+        for s, v in zip(seeds, r):
+            a = res.samples[name][s].flatten().double().numpy()
+            b = res.samples["reference"][s].flatten().double().numpy()
+            assert v == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
+    shrunk_r = got["shrunk"][1][0]
+    assert shrunk_r > 0.99 and res.final_r2["shrunk"][0] < 0.9  # r ignores most of the contrast that r2 counts
