@@ -40,18 +40,14 @@ def pick(full, fast):
 
 
 def setup(seed: int = 0, device: str | None = None) -> torch.device:
-    """Seed Python, NumPy and torch; set the book's plot style; return the device to use
-    (``device`` if given, else CUDA, then MPS, else CPU)."""
+    """Seed Python, NumPy and torch; set the book's figure style (:func:`locality_lib.style.apply`);
+    return the device to use (``device`` if given, else CUDA, then MPS, else CPU)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    import matplotlib as mpl
+    from .style import apply as apply_figure_style
 
-    mpl.rcParams.update({
-        "figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (6.4, 3.6), "axes.spines.top": False,
-        "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "font.size": 10,
-        "image.cmap": "gray", "axes.titlesize": 10,
-    })
+    apply_figure_style()  # legible at the page's width: locality_lib/style.py
     if device is not None:
         return torch.device(device)
     if torch.cuda.is_available():

@@ -1,9 +1,13 @@
-"""Figures for the book: image grids, sensitivity fields, and live controls with a static fallback."""
+"""Figures for the book: image grids, sensitivity fields, and live controls with a static fallback.
+
+The figure style's helpers (``legend_outside``, ``level_colors``, ``field_imshow``, ``mark_pixel``)
+live in :mod:`locality_lib.style` and are importable from here too."""
 from __future__ import annotations
 
 import html
 import io
 import os
+import re
 import time
 import traceback
 
@@ -12,8 +16,11 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .style import field_imshow, legend_outside, level_colors, mark_pixel  # the book's figure style
+
 __all__ = ["to_numpy_image", "image_grid", "show_images", "field_image", "explore", "interactive",
-           "live_controls", "static_animation", "book_build", "BOOK_BUILD_ENV", "LIVE"]
+           "live_controls", "static_animation", "book_build", "BOOK_BUILD_ENV", "LIVE",
+           "field_imshow", "legend_outside", "level_colors", "mark_pixel"]
 
 #: Set to ``1`` by every book build (Makefile, tests/test_book.py, the publishing workflow):
 #: :func:`interactive` then returns the static animation that the rendered page can show.
@@ -53,34 +60,56 @@ def show_images(x: torch.Tensor, nrow: int = 8, title: str | None = None, ax=Non
     return ax
 
 
-def field_image(field: torch.Tensor, shape, ax=None, title: str | None = None, symmetric: bool = True):
-    """Show a sensitivity field or mask (a vector of ``C*H*W`` values) as an image with a diverging colour map."""
+def field_image(field: torch.Tensor, shape, ax=None, title: str | None = None, symmetric: bool = True,
+                label: str | None = None):
+    """Show a sensitivity field or mask (a vector of ``C*H*W`` values) as an image with its colour bar
+    (:func:`locality_lib.style.field_imshow`): diverging and symmetric around 0 when it has negative
+    values and ``symmetric``, else ``viridis``. Channels are summed in magnitude. Returns the image."""
     f = torch.as_tensor(field).detach().double().cpu().reshape(shape)
     f = f.abs().sum(0) if f.shape[0] > 1 else f[0]  # channels: total magnitude
     if ax is None:
-        _, ax = plt.subplots(figsize=(2.2, 2.2))
-    if symmetric and (f < 0).any():
-        v = float(f.abs().max()) or 1.0
-        im = ax.imshow(f.numpy(), cmap="RdBu_r", vmin=-v, vmax=v, interpolation="nearest")
-    else:
-        im = ax.imshow(f.numpy(), cmap="viridis", interpolation="nearest")
-    ax.set_axis_off()
+        _, ax = plt.subplots(figsize=(2.6, 2.2))
+    im = field_imshow(ax, f.numpy(), symmetric=bool(symmetric and (f < 0).any()), label=label)
     if title:
         ax.set_title(title)
     return im
 
 
-def explore(draw, values, label: str = "t", interval: int = 600):
+_NEW_ANIMATION = re.compile(r"(anim(\w+) = new Animation\([^;]*\);)")
+
+
+def _first_frame(first_frame, n_frames: int) -> int:
+    """``first_frame`` as an index in ``0..n_frames-1`` (negative counts from the end), else ValueError."""
+    if not (_is_int(first_frame) and -n_frames <= first_frame < n_frames):
+        raise ValueError(f"first_frame must be an int index into the {n_frames} frames, got {first_frame!r}")
+    return int(first_frame) % n_frames
+
+
+def _open_on(jshtml: str, first_frame: int, n_frames: int) -> str:
+    """``to_jshtml`` output that opens on frame ``first_frame`` instead of frame 0 (matplotlib has no
+    option for it: the animation object is told to show that frame right after it is made)."""
+    first_frame = _first_frame(first_frame, n_frames)
+    if first_frame == 0:
+        return jshtml
+    out, found = _NEW_ANIMATION.subn(rf"\1 anim\2.set_frame({first_frame});", jshtml, count=1)
+    if not found:
+        raise RuntimeError("to_jshtml output changed: no 'new Animation(...)' to set the first frame on")
+    return out
+
+
+def explore(draw, values, label: str = "t", interval: int = 600, first_frame: int = 0):
     """An interactive slider over ``values`` that redraws with ``draw(value, fig)``, with a static fallback.
 
     Returns an HTML animation (``to_jshtml``: one frame per value, with its own slider and
     buttons) that works in the rendered book without a kernel, also in a live notebook; for
-    controls that recompute there, use :func:`interactive`.
+    controls that recompute there, use :func:`interactive`. The page opens on frame ``first_frame``
+    (an index into ``values``): choose the most telling one, since many readers never move the slider.
     """
     from matplotlib import animation
     from IPython.display import HTML
 
     values = list(values)
+    _first_frame(first_frame, len(values))
     fig = plt.figure(figsize=(6.4, 2.6))
 
     def frame(k):
@@ -89,7 +118,7 @@ def explore(draw, values, label: str = "t", interval: int = 600):
         fig.suptitle(f"{label} = {values[k]}", fontsize=10)
 
     anim = animation.FuncAnimation(fig, frame, frames=len(values), interval=interval)
-    html = HTML(anim.to_jshtml(default_mode="once"))
+    html = HTML(_open_on(anim.to_jshtml(default_mode="once"), first_frame, len(values)))
     plt.close(fig)
     return html
 
@@ -179,9 +208,10 @@ def _label(values: dict) -> str:
     return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
 
 
-def static_animation(draw, static, *, figsize=(6.4, 2.6), **controls):
+def static_animation(draw, static, *, figsize=(6.4, 2.6), first_frame: int = 0, **controls):
     """The ``to_jshtml`` animation over the ``static`` frames (what the rendered book shows): one frame per
-    dict, drawn by ``draw(fig, **values)``, titled with its values unless ``draw`` sets a suptitle."""
+    dict, drawn by ``draw(fig, **values)``, titled with its values unless ``draw`` sets a suptitle; the page
+    opens on frame ``first_frame`` (an index into ``static``)."""
     from IPython.display import HTML
     from matplotlib import animation
 
@@ -194,8 +224,9 @@ def static_animation(draw, static, *, figsize=(6.4, 2.6), **controls):
         if fig._suptitle is None:  # draw did not title the figure
             fig.suptitle(_label(frames[k]), fontsize=10)
 
+    _first_frame(first_frame, len(frames))  # (a bad index fails before the frames are drawn)
     anim = animation.FuncAnimation(fig, frame, frames=len(frames), init_func=lambda: [], interval=800)  # each frame drawn once
-    return HTML(anim.to_jshtml(default_mode="once"))
+    return HTML(_open_on(anim.to_jshtml(default_mode="once"), first_frame, len(frames)))
 
 
 def _png(fig: Figure) -> bytes:
@@ -204,9 +235,9 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
+def live_controls(draw, static, *, figsize=(6.4, 2.6), first_frame: int = 0, **controls):
     """Live ipywidgets for ``controls`` that call ``draw(fig, **values)`` on every change (any value, not only
-    the static frames); starts at the first static frame. Returns an ``ipywidgets.VBox`` with attributes
+    the static frames); starts at static frame ``first_frame``. Returns an ``ipywidgets.VBox`` with attributes
     ``controls`` (name -> widget), ``status`` (``"computing..."`` while ``draw`` runs, then the time it took or
     the error), ``image`` (the figure as PNG bytes, an ``ipywidgets.Image``), ``error`` (the traceback of a
     failing ``draw``, an ``ipywidgets.HTML``; the image is hidden meanwhile), ``figure`` and ``calls`` (redraws).
@@ -215,15 +246,16 @@ def live_controls(draw, static, *, figsize=(6.4, 2.6), **controls):
     import ipywidgets as w
 
     frames = _frames(static, controls)
+    start = frames[_first_frame(first_frame, len(frames))]
     widgets = {}
     for name, spec in controls.items():
         style = {"description_width": "initial"}
         if isinstance(spec, list):
-            widgets[name] = w.Dropdown(options=spec, value=frames[0][name], description=name, style=style)
+            widgets[name] = w.Dropdown(options=spec, value=start[name], description=name, style=style)
         else:
             lo, hi, step = spec
             cls = w.IntSlider if all(_is_int(v) for v in spec) else w.FloatSlider
-            widgets[name] = cls(min=lo, max=hi, step=step, value=frames[0][name], description=name,
+            widgets[name] = cls(min=lo, max=hi, step=step, value=start[name], description=name,
                                 continuous_update=False, style=style)
     status, error, image = w.HTML(), w.HTML(), w.Image(format="png")
     row = w.HBox(list(widgets.values()) + [status], layout=w.Layout(flex_flow="row wrap"))
@@ -264,7 +296,8 @@ def interactive(draw, static, **controls):
     choices (a dropdown). ``static`` is a list of dicts of control values: the frames of the
     ``to_jshtml`` animation, and the first one is where the live controls start; a control missing from a
     frame keeps its first-frame value (else ``lo`` / the first choice). Reserved keywords: ``figsize``
-    (default ``(6.4, 2.6)``).
+    (default ``(6.4, 2.6)``) and ``first_frame`` (default 0): the index of the static frame the page opens
+    on and the live controls start at; choose the most telling one (not a flat panel at t = 999).
 
     With ``LOCALITY_BOOK_BUILD=1`` (every book build sets it), or outside a kernel with ipywidgets, this
     returns :func:`static_animation`; otherwise :func:`live_controls` (``continuous_update=False``, a
@@ -282,6 +315,7 @@ def interactive(draw, static, **controls):
         interactive(draw, [{"t": t} for t in (100, 500, 900)], t=(0, 999, 1), model=["wiener", "unet"])
     """
     figsize = controls.pop("figsize", (6.4, 2.6))
+    first_frame = controls.pop("first_frame", 0)
     if book_build() or not _widget_kernel():
-        return static_animation(draw, static, figsize=figsize, **controls)
-    return live_controls(draw, static, figsize=figsize, **controls)
+        return static_animation(draw, static, figsize=figsize, first_frame=first_frame, **controls)
+    return live_controls(draw, static, figsize=figsize, first_frame=first_frame, **controls)
