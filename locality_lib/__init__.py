@@ -5,7 +5,8 @@ Every model follows one contract: ``den(x_t, t) -> x0_hat`` with ``x_t`` a float
 """
 from .base import Denoiser, TrainingSetDenoiser
 from .compare import Comparison, compare_models
-from .data import DATASETS, data_root, load_dataset, plant_pattern, shuffle_pixels, unshuffle_pixels
+from .data import (DATASETS, data_root, load_dataset, plant_pattern, shuffle_flat, shuffle_pixels, unshuffle_flat,
+                   unshuffle_pixels)
 from .dit import DiT, DiTConfig
 from .epsilon import EpsilonDenoiser, UNetDenoiser
 from .locality import PAPER_DIAG_FLOOR, PAPER_THRESHOLDS, LocalityDenoiser, locality_masks
@@ -27,7 +28,7 @@ __all__ = [
     "ELSDenoiser", "LSDenoiser", "PaddedELSDenoiser", "PatchPosteriorDenoiser", "calibrate_by_score", "calibrate_patch_sizes",
     "NearestDenoiser", "OptimalDenoiser", "PAPER_DIAG_FLOOR", "PAPER_THRESHOLDS", "TrainingSetDenoiser", "WienerDenoiser",
     "UNet", "UNetConfig", "UNetDenoiser", "DiT", "DiTConfig", "EpsilonDenoiser", "PRETRAINED", "pretrained", "on_grid",
-    "plant_pattern", "shuffle_pixels", "unshuffle_pixels",
+    "plant_pattern", "shuffle_pixels", "unshuffle_pixels", "shuffle_flat", "unshuffle_flat",
     "Comparison", "compare_models", "data_root", "ddim_sample", "load_dataset", "locality_masks", "mse", "nearest_train", "pearson_r", "r2",
 ]
 

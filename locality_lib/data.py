@@ -22,9 +22,12 @@ Transforms that change a data set's pixel correlations (chapter 5 trains network
   the ``i``-th draw of a generator seeded with ``seed``). With ``a`` independent of the images the
   covariance becomes ``Sigma + Var(a) w w^T`` (``Var(a) = amplitude^2 / 12``) and the mean ``mu + E[a] w``:
   a rank-one block on the W pixels; no other entry changes.
-* ``shuffle_pixels(x, seed=0)`` -- ``y[:, j] = x[:, perm[j]]`` over the flat ``C*H*W`` pixels with a fixed
-  permutation ``perm = pixel_permutation(D, seed)``; ``unshuffle_pixels`` is its inverse (use it to carry
-  a field or an image of the shuffled data back to the grid). Covariance ``Sigma[perm][:, perm]``.
+* ``shuffle_pixels(x, seed=0)`` -- images ``[..., B, C, H, W]``: ``y[b].flat[j] = x[b].flat[perm[j]]`` over the
+  ``C*H*W`` pixels of each image with a fixed permutation ``perm = pixel_permutation(D, seed)``;
+  ``unshuffle_pixels`` is its inverse (it carries images, or fields in image form, back to the grid).
+  ``shuffle_flat`` / ``unshuffle_flat`` do the same along the last axis of flat vectors ``[..., D]`` (fields
+  ``[inputs, pixels, D]``). Axes are never guessed: a 3-axis tensor is refused by the image functions.
+  Covariance of the shuffled data ``Sigma[perm][:, perm]``.
 * ``make_transform(spec)`` -- the callable for a spec ``{"name": "none" | "w" | "shuffled", **params}``.
 """
 from __future__ import annotations
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 
 __all__ = ["load_dataset", "data_root", "DATASETS", "w_mask", "plant_pattern", "pixel_permutation",
-           "shuffle_pixels", "unshuffle_pixels", "make_transform", "TRANSFORMS"]
+           "shuffle_pixels", "unshuffle_pixels", "shuffle_flat", "unshuffle_flat", "make_transform", "TRANSFORMS"]
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "natural_patches", "faces", "gaussian_field")
 _TORCHVISION = {"mnist": ("MNIST", "MNIST/raw"), "fashion_mnist": ("FashionMNIST", "FashionMNIST/raw"),
@@ -215,30 +218,50 @@ def pixel_permutation(d: int, seed: int = 0) -> torch.Tensor:
     return torch.randperm(int(d), generator=torch.Generator().manual_seed(int(seed)))
 
 
-def _flat_images(x: torch.Tensor, name: str) -> torch.Tensor:
-    if x.ndim < 2:
-        raise ValueError(f"{name}: expected images [..., C, H, W] or flat [..., D], got shape {tuple(x.shape)}")
+def _image_batch(x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x [..., B, C, H, W]`` (at least 4 axes), else a ``ValueError`` naming the layouts it takes."""
+    if not isinstance(x, torch.Tensor) or x.ndim < 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"{name} takes a batch of images [B, C, H, W] (or [..., B, C, H, W]) and permutes the C*H*W pixels of "
+            f"each image; got shape {shape}. One image [C, H, W]: pass x[None]. Flat vectors or fields [..., D] "
+            f"(e.g. [inputs, pixels, D]): use {name.replace('pixels', 'flat')}, which permutes the last axis only.")
     return x
 
 
+def _flat_vectors(v: torch.Tensor, name: str) -> torch.Tensor:
+    if not isinstance(v, torch.Tensor) or v.ndim < 1:
+        raise ValueError(f"{name} takes flat vectors [..., D] (pixels on the last axis); got {v!r:.60}")
+    return v
+
+
+def shuffle_flat(v: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``w[..., j] = v[..., perm[j]]`` along the last axis only (``[..., D]``, D = C*H*W): flat images or fields."""
+    v = _flat_vectors(v, "shuffle_flat")
+    return v[..., pixel_permutation(v.shape[-1], seed).to(v.device)]
+
+
+def unshuffle_flat(w: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Inverse of :func:`shuffle_flat`: ``v[..., perm[j]] = w[..., j]`` along the last axis only; carries flat
+    fields ``[..., D]`` (every leading axis a separate field) back to the grid."""
+    w = _flat_vectors(w, "unshuffle_flat")
+    out = torch.empty_like(w)
+    out[..., pixel_permutation(w.shape[-1], seed).to(w.device)] = w
+    return out
+
+
 def shuffle_pixels(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """``y[..., j] = x[..., perm[j]]`` over the last three axes ``(C, H, W)`` flattened; same shape as ``x``."""
-    x = _flat_images(x, "shuffle_pixels")
-    shape = x.shape[-3:] if x.ndim >= 3 else x.shape[-1:]
-    flat = x.reshape(*x.shape[: x.ndim - len(shape)], -1)
-    perm = pixel_permutation(flat.shape[-1], seed).to(x.device)
-    return flat[..., perm].reshape(x.shape)
+    """Images ``x [..., B, C, H, W]`` with the ``C*H*W`` pixels of each image permuted: ``y[b].flat[j] =
+    x[b].flat[perm[j]]``. A 3-axis tensor (one image, or flat fields?) is refused; see :func:`shuffle_flat`."""
+    x = _image_batch(x, "shuffle_pixels")
+    return shuffle_flat(x.flatten(-3), seed).reshape(x.shape)
 
 
 def unshuffle_pixels(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Inverse of :func:`shuffle_pixels`: ``x[..., perm[j]] = y[..., j]``; carries fields back to the grid."""
-    y = _flat_images(y, "unshuffle_pixels")
-    shape = y.shape[-3:] if y.ndim >= 3 else y.shape[-1:]
-    flat = y.reshape(*y.shape[: y.ndim - len(shape)], -1)
-    perm = pixel_permutation(flat.shape[-1], seed).to(y.device)
-    out = torch.empty_like(flat)
-    out[..., perm] = flat
-    return out.reshape(y.shape)
+    """Inverse of :func:`shuffle_pixels` on images ``[..., B, C, H, W]`` (fields in image form, e.g. ``[B, P, C, H, W]``,
+    carried back to the grid); flat fields ``[..., D]`` go through :func:`unshuffle_flat`."""
+    y = _image_batch(y, "unshuffle_pixels")
+    return unshuffle_flat(y.flatten(-3), seed).reshape(y.shape)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:

@@ -126,8 +126,44 @@ def test_shuffle_pixels_round_trip_and_is_a_permutation():
     assert torch.equal(y.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
     perm = pixel_permutation(784, seed=5)
     assert torch.equal(y.flatten(1), x.flatten(1)[:, perm])
-    assert torch.equal(unshuffle_pixels(y.flatten(1), seed=5), x.flatten(1))  # flat rows work too
     assert not torch.equal(shuffle_pixels(x, seed=6), y)
+
+
+@pytest.mark.parametrize("lead", [(), (3,), (2, 3)])
+def test_unshuffle_flat_permutes_each_row_by_itself(lead):
+    """Fields [..., D] (2-, 3- and 4-axis tensors): the result equals un-shuffling every row alone, with the
+    inverse permutation written out as a loop."""
+    from locality_lib.data import pixel_permutation, shuffle_flat, unshuffle_flat
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(*lead, 4, 784, generator=g)
+    perm = pixel_permutation(784, seed=3)
+    got = unshuffle_flat(f, seed=3)
+    rows, want_rows = f.reshape(-1, 784), torch.empty(f.reshape(-1, 784).shape)
+    for k in range(rows.shape[0]):
+        for j in range(784):
+            want_rows[k, perm[j]] = rows[k, j]
+    assert torch.equal(got, want_rows.reshape(f.shape))
+    assert torch.equal(shuffle_flat(got, seed=3), f)
+
+
+def test_shuffle_pixels_takes_image_batches_only():
+    """Images [B, C, H, W] and fields in image form [B, P, C, H, W] are permuted image by image; a 3-axis tensor
+    (one image, or a batch of flat fields [inputs, pixels, D]?) and a flat one are refused with the layouts."""
+    from locality_lib.data import shuffle_flat, shuffle_pixels, unshuffle_pixels
+
+    g = torch.Generator().manual_seed(1)
+    fields = torch.randn(2, 3, 1, 28, 28, generator=g)
+    got = unshuffle_pixels(fields, seed=2)
+    for b in range(2):
+        for p in range(3):
+            assert torch.equal(unshuffle_pixels(fields[b, p][None], seed=2)[0], got[b, p])
+            assert torch.equal(shuffle_pixels(got[b, p][None], seed=2)[0], fields[b, p])
+    assert torch.equal(shuffle_pixels(fields[:, 0], seed=2).flatten(1), shuffle_flat(fields[:, 0].flatten(1), seed=2))
+    for bad in (torch.zeros(4, 3, 784), torch.zeros(1, 28, 28), torch.zeros(5, 784)):
+        for fn in (shuffle_pixels, unshuffle_pixels):
+            with pytest.raises(ValueError, match=r"\[B, C, H, W\].*flat"):
+                fn(bad)
 
 
 def test_wiener_of_shuffled_data_is_the_shuffled_wiener():
