@@ -39,16 +39,19 @@ def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
     return float(r2_per_image(pred, ref).mean())
 
 
-def pearson_per_image(pred: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+def pearson_per_image(pred: torch.Tensor, ref: torch.Tensor, constant: str = "raise") -> torch.Tensor:
     """``<p_b - mean p_b, r_b - mean r_b> / (|p_b - mean p_b| |r_b - mean r_b|)`` for each image b -> ``[B]`` float64:
-    the Pearson correlation of the pixels (the measure Kamb & Ganguli's code reports, not squared)."""
+    the Pearson correlation of the pixels (the measure Kamb & Ganguli's code reports, not squared). It is
+    undefined where an image is constant: ``constant="raise"`` raises ``ValueError`` there, ``"nan"`` gives NaN."""
+    if constant not in ("raise", "nan"):
+        raise ValueError(f"constant must be 'raise' or 'nan', got {constant!r}")
     p, r = _flat(pred, ref)
     p = p - p.mean(1, keepdim=True)
     r = r - r.mean(1, keepdim=True)
     den = p.norm(dim=1) * r.norm(dim=1)
-    if (den == 0).any():
+    if constant == "raise" and (den == 0).any():
         raise ValueError("pearson_r is undefined for a constant image (zero variance)")
-    return (p * r).sum(1) / den
+    return torch.where(den > 0, (p * r).sum(1) / den.clamp_min(1e-300), torch.nan)
 
 
 def pearson_r(pred: torch.Tensor, ref: torch.Tensor) -> float:

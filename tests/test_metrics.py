@@ -46,3 +46,17 @@ def test_nearest_train_finds_copies_at_distance_zero_across_chunks():
     assert torch.isclose(d[2], torch.tensor(0.1 * 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="same image shape"):
         nearest_train(x, train[:, :, :3])
+
+
+def test_pearson_per_image_of_a_constant_image():
+    """Undefined for a constant image: an error by default, NaN (and the other images' values) on request."""
+    from locality_lib.metrics import pearson_per_image
+
+    g = torch.Generator().manual_seed(0)
+    ref = torch.randn(3, 1, 4, 4, generator=g)
+    pred = 2 * ref + 1
+    pred[1] = 0.5
+    with pytest.raises(ValueError, match="constant"):
+        pearson_per_image(pred, ref)
+    r = pearson_per_image(pred, ref, constant="nan")
+    assert torch.isnan(r[1]) and torch.allclose(r[[0, 2]], torch.ones(2, dtype=torch.float64))
