@@ -23,6 +23,7 @@ MODEL_COLORS = {
     "locality": "#2ca02c",
     "ls": "#9467bd",
     "els": "#8c564b",
+    "els_padded": "#c49c94",
     "patch": "#e377c2",
     "data": "#7f7f7f",
     "dit": "#ff7f0e",
