@@ -356,6 +356,14 @@ class ELSDenoiser(_PatchDenoiser):
         return _merge(states)
 
 
+def _candidate_machines(model, train, schedule, sizes) -> tuple[list[int], dict]:
+    """The checked candidate ``sizes`` and ``{"P = p": model(train, schedule, p)}``, for the calibrations."""
+    sizes = [_check_size(p, "each size") for p in sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes must be a non-empty list of distinct odd ints, got {sizes}")
+    return sizes, {f"P = {p}": model(train, schedule, p) for p in sizes}
+
+
 def calibrate_patch_sizes(
     model,
     train: torch.Tensor,
@@ -378,12 +386,9 @@ def calibrate_patch_sizes(
     Returns ``(best, comparison)``: ``best = {t: P}`` (pass it as ``patch_size``; ties go to the first
     size listed) and the :class:`Comparison` whose models are named ``"P = 3"`` etc. (``.table(metric)``).
     """
-    sizes = [_check_size(p, "each size") for p in sizes]
-    if not sizes or len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes must be a non-empty list of distinct odd ints, got {sizes}")
     schedule = DDPMSchedule() if schedule is None else schedule
-    names = {f"P = {p}": p for p in sizes}
-    models = {name: model(train, schedule, p) for name, p in names.items()}
+    sizes, models = _candidate_machines(model, train, schedule, sizes)
+    names = dict(zip(models, sizes))
     comp = compare_models(models, reference, schedule=schedule, timesteps=timesteps, protocol="trajectory",
                           num_steps=num_steps, spacing=spacing, x_T=x_T)
     best = {t: names[name] for t, name in zip(comp.timesteps, comp.best(metric))}
@@ -409,11 +414,8 @@ def calibrate_by_score(
     median for even B, so it is one of the candidates). Returns ``(best {t: P}, cosines [T, len(sizes), B],
     comparison)`` (float64 cosines; the :class:`Comparison` also holds r2, Pearson r and MSE per size).
     """
-    sizes = [_check_size(p, "each size") for p in sizes]
-    if not sizes or len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes must be a non-empty list of distinct odd ints, got {sizes}")
     schedule = DDPMSchedule() if schedule is None else schedule
-    models = {f"P = {p}": model(train, schedule, p) for p in sizes}
+    sizes, models = _candidate_machines(model, train, schedule, sizes)
     comp = compare_models(models, reference, schedule=schedule, protocol="trajectory", num_steps=num_steps,
                           spacing=spacing, x_T=x_T)
     cos = torch.empty(len(comp.timesteps), len(sizes), x_T.shape[0], dtype=torch.float64)
