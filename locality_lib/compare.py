@@ -430,7 +430,7 @@ def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, 
 def paper_pearson(dataset: str, root=None) -> dict[str, tuple[list[int], np.ndarray]]:
     """Pearson r of every stored final sample with the reference's sample of the same seed (the paper's protocol,
     ``paper_samples_<dataset>.npz``): ``{model: (seeds, r [S] float64)}`` over the seeds both have, in the
-    model's order; NaN where a sample is a constant image (r undefined). The measure Kamb & Ganguli report
+    model's order; not-a-number where a sample is a constant image (r undefined). The measure Kamb & Ganguli report
     (their code calls it "r2"), beside the paper's r2."""
     stored = load_paper_samples(dataset, root)
     if "reference" not in stored:
@@ -443,7 +443,7 @@ def paper_pearson(dataset: str, root=None) -> dict[str, tuple[list[int], np.ndar
             continue
         keep = [k for k, s in enumerate(seeds) if s in where]
         if keep:
-            r = pearson_per_image(samples[keep], ref[[where[seeds[k]] for k in keep]], constant="nan")
+            r = pearson_per_image(samples[keep], ref[[where[seeds[k]] for k in keep]], constant="undefined")
             out[name] = ([seeds[k] for k in keep], r.numpy())
     return out
 

@@ -42,9 +42,10 @@ def r2(pred: torch.Tensor, ref: torch.Tensor) -> float:
 def pearson_per_image(pred: torch.Tensor, ref: torch.Tensor, constant: str = "raise") -> torch.Tensor:
     """``<p_b - mean p_b, r_b - mean r_b> / (|p_b - mean p_b| |r_b - mean r_b|)`` for each image b -> ``[B]`` float64:
     the Pearson correlation of the pixels (the measure Kamb & Ganguli's code reports, not squared). It is
-    undefined where an image is constant: ``constant="raise"`` raises ``ValueError`` there, ``"nan"`` gives NaN."""
-    if constant not in ("raise", "nan"):
-        raise ValueError(f"constant must be 'raise' or 'nan', got {constant!r}")
+    undefined where an image is constant: ``constant="raise"`` raises ``ValueError`` there, ``"undefined"`` returns
+    not-a-number there (``torch.isnan`` finds it)."""
+    if constant not in ("raise", "undefined"):
+        raise ValueError(f"constant must be 'raise' or 'undefined', got {constant!r}")
     p, r = _flat(pred, ref)
     p = p - p.mean(1, keepdim=True)
     r = r - r.mean(1, keepdim=True)

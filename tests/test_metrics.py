@@ -49,7 +49,7 @@ def test_nearest_train_finds_copies_at_distance_zero_across_chunks():
 
 
 def test_pearson_per_image_of_a_constant_image():
-    """Undefined for a constant image: an error by default, NaN (and the other images' values) on request."""
+    """Undefined for a constant image: an error by default, not-a-number (and the other images' values) on request."""
     from locality_lib.metrics import pearson_per_image
 
     g = torch.Generator().manual_seed(0)
@@ -58,5 +58,5 @@ def test_pearson_per_image_of_a_constant_image():
     pred[1] = 0.5
     with pytest.raises(ValueError, match="constant"):
         pearson_per_image(pred, ref)
-    r = pearson_per_image(pred, ref, constant="nan")
+    r = pearson_per_image(pred, ref, constant="undefined")
     assert torch.isnan(r[1]) and torch.allclose(r[[0, 2]], torch.ones(2, dtype=torch.float64))
