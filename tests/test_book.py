@@ -292,6 +292,25 @@ def test_broken_links_finds_missing_files_and_anchors(tmp_path):
         "broken link c.html", "missing anchor b.html#gone"]
 
 
+def _browser_missing() -> str | None:
+    if not Path(check_site.CHROMIUM).exists():
+        return f"{check_site.CHROMIUM} missing (make check-site installs it)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright missing (make check-site installs it)"
+    return None
+
+
+@pytest.mark.skipif(_browser_missing() is not None, reason=str(_browser_missing()))
+def test_site_check_self_test_in_chromium(tmp_path):
+    """``check_site.py --self-test`` in headless Chromium at a 1440-px window: the synthetic broken page
+    fails for every reason (a printout wider than its box among them; the same block hidden in a
+    closed toggle or ``display:none`` is not counted), and a page whose blocks fit passes."""
+    assert check_site.WINDOW_WIDTH == 1440
+    assert check_site.self_test(tmp_path) == []
+
+
 # ----------------------------------------------------------------------------- the build
 
 

@@ -12,6 +12,11 @@ and exits non-zero when any page fails. Checks, per page:
   the visible text;
 - every image loaded (``complete`` with a non-zero natural size), after scrolling the whole page;
 - no cell output shows a traceback, an error, a warning, a stderr stream, or ``NaN``;
+- in a 1440-px window (:data:`WINDOW_WIDTH`) no visible code or output block (``div.highlight pre``,
+  ``.cell_output pre``, ``.output pre``, output tables) is wider than its box (``scrollWidth >
+  clientWidth + 1``, or wider than its parent): the reason names the widths and the block's first
+  characters. Blocks a reader does not see (``display:none``, a closed ``details``/hide-input toggle)
+  do not count;
 - every chapter built from a notebook has a Colab link to exactly
   ``https://colab.research.google.com/github/<owner>/<repo>/blob/<branch>/<path>.ipynb``
   (derived from ``_config.yml``), and every Colab link on the page points there;
@@ -24,7 +29,8 @@ and exits non-zero when any page fails. Checks, per page:
 
 A full-page screenshot of every page is saved under ``--screenshots`` (``_build/screenshots``).
 ``--self-test`` (used by ``make check-site``) first runs the checks on a synthetic page holding one
-instance of every problem above and stops if any goes unreported.
+instance of every problem above and stops if any goes unreported, or if a synthetic page that fits
+(with wide blocks only where a reader cannot see them) fails.
 Chromium comes from Debian (``apt-get install -y chromium``) and is driven with Playwright from
 PyPI (no browser download); both are installed here when missing.
 """
@@ -57,6 +63,8 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 #: Site folders that hold assets, not pages.
 ASSET_DIRS = {"_static", "_sources", "_images", "offline", "_downloads"}
 TIMEOUT_MS = 30_000
+#: The browser window's width in CSS px (a common laptop): code and output blocks must fit at it.
+WINDOW_WIDTH = 1440
 
 
 # ----------------------------------------------------------------------------- set-up
@@ -236,6 +244,24 @@ PAGE_CHECKS_JS = r"""
     const box = (rendered || area).getBoundingClientRect();
     if (!rendered || box.height < 4 || box.width < 4) bad.push('empty widget area (no saved widget state rendered)');
   }
+  // Printouts wider than their box: a visible code or output block (or an output table) whose content
+  // runs past its own box (scrollWidth > clientWidth) or past its parent's, i.e. what a reader must
+  // scroll sideways to see. Blocks not shown (display:none, inside a closed <details> such as a
+  // collapsed hide-input toggle) do not count.
+  const blocks = new Set(document.querySelectorAll(
+    'div.highlight pre, .cell_output pre, .output pre, .cell_output table, .output table'));
+  for (const el of blocks) {
+    if (!el.getClientRects().length || getComputedStyle(el).visibility === 'hidden') continue;
+    if (el.closest('details:not([open])') && !el.closest('summary')) continue;
+    const parent = el.parentElement;
+    const inner = el.scrollWidth - el.clientWidth;
+    const outer = parent && parent.clientWidth ? el.getBoundingClientRect().width - parent.clientWidth : 0;
+    if (Math.max(inner, outer) > 1) {
+      const [wide, box] = inner >= outer ? [el.scrollWidth, el.clientWidth]
+                                         : [Math.round(el.getBoundingClientRect().width), parent.clientWidth];
+      bad.push(`block wider than its box (${wide} px in ${box} px): ${short(text(el)).slice(0, 60)}`);
+    }
+  }
   return bad;
 }
 """
@@ -330,7 +356,7 @@ def check_site(site: Path, config: dict, screenshots: Path, source: Path = ROOT,
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+            context = browser.new_context(viewport={"width": WINDOW_WIDTH, "height": 900}, service_workers="block")
             context.route("**/*", route)
             page = context.new_page()
             for path in pages:
@@ -366,27 +392,47 @@ BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <div class="output stderr"><pre>/x.py:3: UserWarning: careful</pre></div>
 <div class="output traceback"><pre>Traceback (most recent call last)\nValueError: boom</pre></div></div>
 <div class="cell_output"><script type="application/vnd.jupyter.widget-view+json">{"model_id": "x"}</script></div>
+<div class="cell_output"><div class="highlight"><pre>WIDE {wide}</pre></div></div>
+<details class="hide above-input"><summary>Show code</summary><div class="highlight"><pre>HIDDEN {wide}</pre></div></details>
+<div class="cell_output" style="display:none"><pre>HIDDEN {wide}</pre></div>
 <script>console.error("self-test"); undefinedFunction();</script>
-</body></html>"""
+</body></html>""".replace("{wide}", "0123456789 " * 40)
+#: A page that must pass: blocks that fit, and wide blocks only where a reader cannot see them.
+GOOD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="width: 800px">
+<div class="cell_input"><div class="highlight"><pre>x = 1  # fits</pre></div></div>
+<div class="cell_output"><div class="output"><pre style="white-space: pre-wrap">{wide}</pre></div>
+<table><tr><td>a</td><td>0.5</td></tr></table></div>
+<details class="hide above-input"><summary>Show code</summary><div class="highlight"><pre>{wide}</pre></div></details>
+<div class="cell_output" style="display:none"><pre>{wide}</pre></div>
+</body></html>""".replace("{wide}", "wrapped or hidden " * 40)
 EXPECTED_REASONS = [
     "broken link missing.png", "broken link nowhere.html", "missing anchor chapter.html#no-such-anchor",
     "HTTP 404", "raw TeX in text", "image not loaded: missing.png", "NaN in output", "warning in output",
     "stderr output", "traceback in output: ValueError: boom", "no Colab link to", "wrong Colab link",
     "empty widget area", "static fallback missing", "console error: self-test", "script error", "external request https://cdn.example.org",
+    "block wider than its box",
 ]
 
 
 def self_test(tmp: Path) -> list[str]:
-    """Run the checker on a synthetic page with known problems; return the problems it missed."""
+    """Run the checker on a synthetic page with known problems and on one that fits; return what it got
+    wrong: problems it missed, hidden blocks it counted, reasons it gave the page that fits."""
     site, source = tmp / "site", tmp / "source"
     (site / "book").mkdir(parents=True)
     (source / "book").mkdir(parents=True)
     (source / "book" / "chapter.ipynb").write_text(json.dumps(
         {"cells": [{"cell_type": "code", "source": ["interactive(draw, [{'t': 1}], t=(0, 9, 1))"]}]}))
     (site / "book" / "chapter.html").write_text(BAD_PAGE)
+    (site / "book" / "fits.html").write_text(GOOD_PAGE)
     config = {"repository": {"url": "https://github.com/o/r", "branch": "main"}}
-    bad = check_site(site, config, tmp / "shots", source, verbose=False)["book/chapter.html"]
-    return [e for e in EXPECTED_REASONS if not any(b.startswith(e) for b in bad)]
+    results = check_site(site, config, tmp / "shots", source, verbose=False)
+    bad = results["book/chapter.html"]
+    wrong = [e for e in EXPECTED_REASONS if not any(b.startswith(e) for b in bad)]
+    wide = [b for b in bad if b.startswith("block wider than its box")]
+    if len(wide) != 1 or "WIDE 0123" not in wide[0]:
+        wrong.append(f"expected one wide block (the visible one), got {wide}")
+    wrong += [f"fits.html: {b}" for b in results["book/fits.html"]]
+    return wrong
 
 
 def main(argv=None) -> int:
@@ -403,9 +449,10 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             missed = self_test(Path(tmp))
         if missed:
-            print(f"check-site: self-test FAILED, the checker missed: {missed}")
+            print(f"check-site: self-test FAILED, the checker got these wrong: {missed}")
             return 2
-        print("check-site: self-test passed (the synthetic broken page failed for every expected reason)")
+        print("check-site: self-test passed (the synthetic broken page failed for every expected reason, "
+              "the page that fits passed)")
     site = args.site.resolve()
     if not (site.is_dir() and pages_of(site)):
         raise SystemExit(f"check-site: no HTML pages under {site}; build the book first (make book / make book-fast)")
