@@ -30,7 +30,7 @@ from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
-           "paper_noise", "bootstrap_interval", "summarize", "load_paper_results", "load_els_scan",
+           "paper_noise", "bootstrap_interval", "summarize", "summarize_two_way", "load_paper_results", "load_els_scan",
            "load_paper_samples", "save_paper_samples", "second_referee", "load_els_calibration", "paper_pearson"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
@@ -200,6 +200,30 @@ def summarize(values, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) 
     v = np.asarray(values, dtype=np.float64)
     lo, hi = bootstrap_interval(v, level, n_boot, seed)
     return {"mean": float(v.mean()), "median": float(np.median(v)), "lo": lo, "hi": hi, "n": int(v.size)}
+
+
+def summarize_two_way(values, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> dict:
+    """``{"mean", "median", "lo", "hi", "n"}`` of a table ``values [B, P]`` of two crossed samples (held-out
+    inputs ``b`` by output pixels ``p``): ``(lo, hi)`` is a two-way bootstrap interval of the grand mean, each
+    draw resampling the B rows and the P columns independently with replacement, so that the interval
+    covers a new choice of inputs *and* of pixels. ``n`` is ``B * P``."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or min(v.shape) < 2:
+        raise ValueError(f"values must be a [B, P] table (inputs x pixels) with B, P >= 2, got shape {v.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    if not np.isfinite(v).all():
+        raise ValueError("values hold a non-finite number; a field of all zeros has no cosine or width")
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, v.shape[0], (n_boot, v.shape[0]))
+    cols = rng.integers(0, v.shape[1], (n_boot, v.shape[1]))
+    # mean of v[rows_k][:, cols_k] = (row weights)^T v (column weights) / (B P), with counts as weights
+    wr = np.stack([np.bincount(r, minlength=v.shape[0]) for r in rows]).astype(np.float64)  # [n_boot, B]
+    wc = np.stack([np.bincount(c, minlength=v.shape[1]) for c in cols]).astype(np.float64)  # [n_boot, P]
+    means = np.einsum("kb,bp,kp->k", wr, v, wc) / v.size
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "lo": float(lo), "hi": float(hi),
+            "n": int(v.size)}
 
 
 @dataclass

@@ -151,6 +151,11 @@ def field_agreement(denoiser, wiener, x0: torch.Tensor, timesteps, pixels, mask:
     * ``"t"`` ``[T]``; ``"cosine"`` ``[T, P]``: mean over b of ``<J[b,p], F[p]> / (|J[b,p]| |F[p]|)``;
       ``"cosine_all"`` ``[T, B, P]`` before the mean;
     * ``"width"`` / ``"wiener_width"`` ``[T, P]``: :func:`field_width` of ``J`` (mean over b) and of ``F``;
+      ``"width_all"`` ``[T, B, P]`` before the mean;
+    * the one-pixel baseline, the cosine of each field with the field ``e_m`` that is 1 at its own pixel
+      and 0 elsewhere (what a denoiser that only copies the pixel would score): ``"pixel_cosine_all"``
+      ``[T, B, P]`` ``= J[b,p,m_p] / |J[b,p]|`` and ``"wiener_pixel_cosine"`` ``[T, P]`` ``= F[p,m_p] / |F[p]|``,
+      which is also the cosine with the Wiener field of a one-pixel field;
     * with ``mask``: ``"mask_share"`` / ``"wiener_mask_share"`` ``[T, P]``: :func:`mask_share`.
 
     ``wiener`` must be built on the denoiser's own training data (same transform). The paper's protocol
@@ -163,18 +168,25 @@ def field_agreement(denoiser, wiener, x0: torch.Tensor, timesteps, pixels, mask:
     if not ts:
         raise ValueError("timesteps is empty; give at least one t")
     eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x0.dtype)
-    out = {k: [] for k in ("cosine_all", "width", "wiener_width", "mask_share", "wiener_mask_share")}
+    own = pixel_indices(pixels, shape)
+    diag = torch.arange(own.numel())
+    keys = ("cosine_all", "width_all", "wiener_width", "pixel_cosine_all", "wiener_pixel_cosine", "mask_share",
+            "wiener_mask_share")
+    out = {k: [] for k in keys}
     for t in tqdm(ts, desc=f"fields of {type(denoiser).__name__}", disable=not progress):
         x_t = wiener.schedule.add_noise(x0, t, eps)
         j = sensitivity_field(denoiser, x_t, t, pixels).flatten(2).double()  # [B, P, D]
         f = wiener_sensitivity_field(wiener, t, pixels).flatten(1)  # [P, D]
         out["cosine_all"].append((j * f).sum(-1) / (j.norm(dim=-1) * f.norm(dim=-1)))
-        out["width"].append(field_width(j, pixels, shape).mean(0))
+        out["width_all"].append(field_width(j, pixels, shape))
         out["wiener_width"].append(field_width(f, pixels, shape))
+        out["pixel_cosine_all"].append(j[:, diag, own] / j.norm(dim=-1))
+        out["wiener_pixel_cosine"].append(f[diag, own] / f.norm(dim=-1))
         if mask is not None:
             out["mask_share"].append(mask_share(j, pixels, shape, mask, near).mean(0))
             out["wiener_mask_share"].append(mask_share(f, pixels, shape, mask, near))
     res = {k: torch.stack(v) for k, v in out.items() if v}
     res["cosine"] = res["cosine_all"].mean(1)
+    res["width"] = res["width_all"].mean(1)
     res["t"] = torch.tensor(ts)
     return res

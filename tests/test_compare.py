@@ -224,3 +224,34 @@ def test_paper_pearson_matches_a_seed_by_seed_loop(wiener, tmp_path):
             assert v == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-12)
     shrunk_r = got["shrunk"][1][0]
     assert shrunk_r > 0.99 and res.final_r2["shrunk"][0] < 0.9  # r ignores most of the contrast that r2 counts
+
+
+def test_two_way_bootstrap_equals_a_loop_and_covers_both_factors():
+    """summarize_two_way against a plain loop over the same draws (rows, then columns, of one generator), and
+    its interval widens when the pixels (columns) differ, not only the inputs (rows)."""
+    from locality_lib.compare import summarize_two_way
+
+    rng = np.random.default_rng(3)
+    v = rng.normal(0, 1, (7, 5))
+    n_boot = 200
+    res = summarize_two_way(v, n_boot=n_boot, seed=4)
+    g = np.random.default_rng(4)
+    rows, cols = g.integers(0, 7, (n_boot, 7)), g.integers(0, 5, (n_boot, 5))
+    means = []
+    for k in range(n_boot):
+        total = 0.0
+        for r in rows[k]:
+            for c in cols[k]:
+                total += v[r, c]
+        means.append(total / v.size)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    assert res["lo"] == pytest.approx(lo, abs=1e-12) and res["hi"] == pytest.approx(hi, abs=1e-12)
+    assert res["mean"] == pytest.approx(v.mean()) and res["n"] == 35
+    # rows identical, columns differ: a one-way bootstrap over rows would give a zero-width interval
+    cols_only = np.tile(rng.normal(0, 1, 16), (64, 1))
+    c = summarize_two_way(cols_only)
+    assert c["hi"] - c["lo"] > 0.5 * np.subtract(*bootstrap_interval(cols_only[0])[::-1])
+    with pytest.raises(ValueError, match=r"\[B, P\]"):
+        summarize_two_way(v[0])
+    with pytest.raises(ValueError, match="non-finite"):
+        summarize_two_way(np.full((3, 3), np.inf))

@@ -65,3 +65,71 @@ def test_field_width_and_mask_share_by_hand():
     assert field_width(f.reshape(1, 1, 28, 28)[None], [m], SHAPE).shape == (1, 1)  # [..., P, C, H, W] too
     with pytest.raises(ValueError, match="mask has shape"):
         mask_share(f, [m], SHAPE, torch.zeros(28, 28))
+
+
+class Smooth(Denoiser):
+    """A fixed non-local linear map ``x -> A x`` plus a nonlinearity, so every field differs per input."""
+
+    def __init__(self, schedule, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.a = torch.randn(784, 784, generator=g, dtype=torch.float64) / 28
+        self.schedule, self.shape = schedule, SHAPE
+
+    def _denoise(self, x_t, t):
+        y = x_t.reshape(x_t.shape[0], -1) @ self.a.T.to(x_t.dtype)
+        return torch.tanh(y + x_t.reshape(x_t.shape[0], -1)).reshape(x_t.shape)
+
+
+def test_per_input_measures_equal_a_loop_over_inputs_and_pixels(planted):
+    """width_all, cosine_all and pixel_cosine_all, computed one (input, pixel) at a time from the Jacobian
+    row and the pixel positions, with no broadcasting."""
+    wiener, test = planted
+    den, t = Smooth(wiener.schedule), 300
+    fa = field_agreement(den, wiener, test.double(), [t], PIXELS, progress=False)
+    eps = torch.randn(test.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x_t = wiener.schedule.add_noise(test.double(), t, eps)
+    wrows = wiener.jacobian(t)
+    for b in range(test.shape[0]):
+        x = x_t[b : b + 1].clone().requires_grad_(True)
+        out = den(x, t).reshape(-1)
+        for p, (_, i, j) in enumerate(PIXELS):
+            m = i * 28 + j
+            (g,) = torch.autograd.grad(out[m], x, retain_graph=True)
+            g = g.reshape(-1)
+            num = sum(float(g[n]) ** 2 * ((n // 28 - i) ** 2 + (n % 28 - j) ** 2) for n in range(784))
+            assert fa["width_all"][0, b, p].item() == pytest.approx((num / float(g.pow(2).sum())) ** 0.5, rel=1e-9)
+            f = wrows[m]
+            cos = float(g @ f) / (float(g.norm()) * float(f.norm()))
+            assert fa["cosine_all"][0, b, p].item() == pytest.approx(cos, rel=1e-9)
+            assert fa["pixel_cosine_all"][0, b, p].item() == pytest.approx(float(g[m] / g.norm()), rel=1e-9)
+            assert fa["wiener_pixel_cosine"][0, p].item() == pytest.approx(float(f[m] / f.norm()), rel=1e-9)
+    torch.testing.assert_close(fa["width"], fa["width_all"].mean(1))
+
+
+def test_on_grid_fields_equal_each_row_unshuffled_by_itself(planted):
+    """The field of a shuffled network read on the grid (``on_grid``) is, row by row, the field it computes on
+    shuffled inputs with each row's input pixels put back: ``F_grid[m][perm[j]] = F_seen[inv[m]][j]``."""
+    import functools
+
+    from locality_lib import on_grid
+    from locality_lib.data import pixel_permutation, shuffle_pixels
+    from locality_lib.sensitivity import sensitivity_field
+
+    wiener, test = planted
+    den = Smooth(wiener.schedule, seed=3)
+    den.transform = functools.partial(shuffle_pixels, seed=5)
+    perm = pixel_permutation(784, 5)
+    inv = torch.argsort(perm)
+    x = test[:2].double()
+    t = 200
+    grid = sensitivity_field(on_grid(den), x, t, PIXELS).flatten(2)  # [B, P, D]
+    seen_pixels = [int(inv[i * 28 + j]) for _, i, j in PIXELS]
+    seen = sensitivity_field(den, shuffle_pixels(x, 5), t, seen_pixels).flatten(2)
+    for b in range(2):
+        for p in range(len(PIXELS)):
+            row = torch.empty(784, dtype=torch.float64)
+            for j in range(784):
+                row[perm[j]] = seen[b, p, j]
+            torch.testing.assert_close(grid[b, p], row, rtol=1e-12, atol=1e-14)
+    widths = field_width(grid, PIXELS, SHAPE)
+    assert widths.shape == (2, 3) and (widths > 1).all()  # a non-local map: wide fields
