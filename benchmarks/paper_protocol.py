@@ -6,10 +6,12 @@ appended to ``locality_lib/results/paper_protocol_<dataset>.json`` after every b
 interrupted run resumes where it stopped (the chapter reads the file and states how many seeds each
 model has). The final samples go to ``paper_samples_<dataset>.npz`` beside it (the UNet's as
 ``"reference"``), so that another referee can score them without re-running the models
-(``locality_lib.compare.second_referee``); seeds already in the JSON but missing from the samples file are
+(``locality_lib.compare.referee_scores``); seeds already in the JSON but missing from the samples file are
 sampled again and must reproduce their stored r2 (to 1e-4), or the script stops. LS and the padded ELS machine are calibrated first (``calibrate_patch_sizes`` with their own class, by r2,
 on calibration noise of seeds 10000+, disjoint from the test seeds 0..S-1); ELS takes the sizes of
-``benchmarks/calibrate_els.py`` (its authors' score calibration, seeds 20000+).
+``benchmarks/calibrate_els.py`` (its authors' score calibration, seeds 20000+); ``els_dit`` and ``els_cnn``
+(``--models els_cnn``) the sizes of its calibration against the DiT / the CNN (``--referee``), judged here by the
+UNet like every model and by the other networks in chapter 8.
 
 Usage (about an hour per dataset on one CPU core, most of it ELS)::
 
@@ -31,7 +33,8 @@ from locality_lib import (PAPER_THRESHOLDS, DDPMSchedule, ELSDenoiser, LocalityD
                           NearestDenoiser, OptimalDenoiser, PaddedELSDenoiser, WienerDenoiser, calibrate_patch_sizes,
                           load_dataset)
 from locality_lib.compare import RESULTS_DIR as RESULTS  # shipped with the library (Colab)
-from locality_lib.compare import load_paper_samples, paper_noise, paper_protocol, save_paper_samples
+from locality_lib.compare import (load_els_calibration, load_paper_samples, paper_noise, paper_protocol,
+                                  save_paper_samples)
 from locality_lib.epsilon import UNetDenoiser
 
 #: Settings shared with chapter 8 (which reads them back from the file). ELS is the boundary-broken machine
@@ -40,6 +43,9 @@ from locality_lib.epsilon import UNetDenoiser
 CONFIG = {"seeds": 128, "n_train": 2000, "n_ls": 2000, "n_els": 2000, "n_els_padded": 50, "num_steps": 10,
           "ls_sizes": [3, 5, 7, 11, 15, 21], "els_padded_sizes": [3, 5, 7, 11], "calibration_seeds": [10_000, 10_001]}
 MODELS = ["wiener", "optimal", "nearest", "locality", "ls", "els", "els_padded"]
+#: ELS machines calibrated against another referee (``calibrate_els.py --referee``): same machine and N, their sizes.
+#: Their samples do not depend on who judges them; chapter 8 scores them against every network.
+REFEREE_ELS = {"els_dit": "dit", "els_cnn": "cnn"}
 
 
 class Memo:
@@ -71,23 +77,25 @@ def locked(path):
         os.replace(tmp, path)
 
 
-def els_from_calibration(dataset, path, schedule):
-    """The boundary-broken ELS machine on ``n_els`` images, with the sizes of ``els_calibration_<dataset>.json``."""
-    cal_path = RESULTS / f"els_calibration_{dataset}.json"
-    if not cal_path.exists():
-        raise SystemExit(f"{cal_path} not found: run `python benchmarks/calibrate_els.py {dataset}` first")
-    cal = json.loads(cal_path.read_text())
+def els_from_calibration(dataset, path, schedule, name="els"):
+    """The boundary-broken ELS machine on ``n_els`` images, with the sizes of ``calibrate_els.py``'s calibration
+    against the UNet (``name = "els"``) or against the network of ``REFEREE_ELS[name]``."""
+    referee = f"{REFEREE_ELS[name]}/{dataset}" if name in REFEREE_ELS else None
+    try:
+        cal = load_els_calibration(dataset, referee)
+    except FileNotFoundError as e:
+        raise SystemExit(f"{e} (--referee {referee})" if referee else str(e)) from None
     with locked(path) as data:
-        data["patch_sizes"]["els"] = cal["best"]
-        data.setdefault("calibration_seconds", {})["els"] = cal["seconds"]
+        data["patch_sizes"][name] = {str(t): p for t, p in cal["best"].items()}
+        data.setdefault("calibration_seconds", {})[name] = cal["seconds"]
     subset = load_dataset(dataset, "train", n=CONFIG["n_els"], seed=0)
-    return ELSDenoiser(subset, schedule, {int(t): p for t, p in cal["best"].items()})
+    return ELSDenoiser(subset, schedule, dict(cal["best"]))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=["mnist", "fashion_mnist"])
-    ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
+    ap.add_argument("--models", nargs="+", default=MODELS, choices=MODELS + list(REFEREE_ELS))
     ap.add_argument("--batch", type=int, default=16, help="seeds per saved batch")
     ap.add_argument("--seed-range", type=int, nargs=2, default=[0, CONFIG["seeds"]], metavar=("FIRST", "END"),
                     help="run only seeds FIRST..END-1 (start a second process on another range to share the work)")
@@ -115,8 +123,8 @@ def main():
             return NearestDenoiser(train, schedule)
         if name == "locality":
             return LocalityDenoiser(train, schedule, threshold=PAPER_THRESHOLDS[args.dataset], stats=wiener.stats)
-        if name == "els":
-            return els_from_calibration(args.dataset, path, schedule)
+        if name == "els" or name in REFEREE_ELS:
+            return els_from_calibration(args.dataset, path, schedule, name)
         cls, n, candidates = ((LSDenoiser, CONFIG["n_ls"], CONFIG["ls_sizes"]) if name == "ls"
                               else (PaddedELSDenoiser, CONFIG["n_els_padded"], CONFIG["els_padded_sizes"]))
         subset = load_dataset(args.dataset, "train", n=n, seed=0)

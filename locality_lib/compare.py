@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
            "paper_noise", "bootstrap_interval", "summarize", "summarize_two_way", "load_paper_results", "load_els_scan",
-           "load_paper_samples", "save_paper_samples", "second_referee", "load_els_calibration", "paper_pearson"]
+           "load_paper_samples", "save_paper_samples", "network_samples", "referee_scores", "load_els_calibration", "paper_pearson"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
@@ -236,7 +236,8 @@ class PaperProtocol:
     the model's clipped x0-estimate to ``clip(reference(x_t, t_k))`` at the model's own ``x_t``.
     ``samples[name]`` ``[S, C, H, W]`` (``"reference"`` included); ``seconds[name]``: sampling wall time;
     ``seeds[model]``: the seeds of its S columns (the same for every model of one run; a model of a run
-    still in progress, read by :func:`load_paper_results`, may have fewer).
+    still in progress, read by :func:`load_paper_results`, may have fewer). ``pearson[model]`` ``[S]``: Pearson
+    r of the final samples (filled by :func:`referee_scores`).
     All r2 use the unbiased variance of the reference image.
     """
 
@@ -247,6 +248,7 @@ class PaperProtocol:
     reference_on_model_r2: dict[str, np.ndarray]
     samples: dict[str, torch.Tensor]
     seconds: dict[str, float]
+    pearson: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self, model: str, level: float = 0.95, n_boot: int = 10_000) -> dict:
         """:func:`summarize` of ``final_r2[model]``: mean, median and the bootstrap interval of the mean."""
@@ -413,42 +415,61 @@ def save_paper_samples(dataset: str, seeds, samples: dict, root=None) -> None:
     tmp.replace(path)
 
 
-def second_referee(dataset: str, referee, schedule: DDPMSchedule | None = None, batch_size: int = 64,
-                   progress: bool = False, root=None) -> PaperProtocol:
-    """The paper's headline measure with another referee: ``referee`` (any denoiser, e.g. the DiT) samples
-    from the same initial noise ``paper_noise(seeds)`` with the protocol's 10-step DDIM, and every model's
-    stored final sample (:func:`load_paper_samples`) is scored against it per image,
-    ``r2 = 1 - ||x - y||^2 / (D Var(y))``, ``y`` the referee's sample (unbiased variance).
-
-    Returns a :class:`PaperProtocol` with ``final_r2`` and ``samples`` (``"reference"`` = the referee's)
-    for every stored model, including ``"unet"`` (the first referee's own samples); the per-step curves
-    are empty (they need the models' trajectories). With the UNet as ``referee`` the ``final_r2`` equal
-    ``load_paper_results(dataset)``'s."""
-    stored = load_paper_samples(dataset, root)
-    if not stored:
-        raise FileNotFoundError(f"{_result_file('paper_samples', dataset, '.npz', root)} not found: run "
-                                f"`python benchmarks/paper_protocol.py {dataset}` first")
+def network_samples(den, seeds, shape, schedule: DDPMSchedule | None = None, num_steps: int = 10,
+                    batch_size: int = 64, progress: bool = False) -> torch.Tensor:
+    """A denoiser's final samples ``[S, C, H, W]`` (float32, cpu) from the protocol's initial noise
+    ``paper_noise(seeds, shape)`` with ``num_steps``-step DDIM, in the order of ``seeds``."""
     schedule = schedule if schedule is not None else DDPMSchedule()
-    num_steps = json.loads(_result_file("paper_protocol", dataset, root=root).read_text())["config"]["num_steps"]
-    seeds = sorted(set().union(*(sd for sd, _ in stored.values())))
-    shape = tuple(next(iter(stored.values()))[1].shape[1:])
+    seeds = [int(s) for s in seeds]
     x_T = paper_noise(seeds, shape)
     chunks = range(0, len(seeds), batch_size)
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc="second referee", leave=False)
+        chunks = tqdm(chunks, desc=f"samples of {den!r}"[:60], leave=False)
     with torch.no_grad():
-        ref = torch.cat([ddim_sample(referee, x_T[i : i + batch_size], schedule, num_steps).images.float().cpu()
-                         for i in chunks])
+        return torch.cat([ddim_sample(den, x_T[i : i + batch_size], schedule, num_steps).images.float().cpu()
+                          for i in chunks])
+
+
+def referee_scores(dataset: str, referee, schedule: DDPMSchedule | None = None, batch_size: int = 64,
+                   progress: bool = False, root=None, extra: dict | None = None) -> PaperProtocol:
+    """The paper's headline measure with any referee: ``referee`` (a denoiser, e.g. the DiT) samples from
+    the same initial noise ``paper_noise(seeds)`` with the protocol's 10-step DDIM, and every model's
+    stored final sample (:func:`load_paper_samples`, plus ``extra = {name: (seeds, samples [S, C, H, W])}``,
+    e.g. other networks' samples from :func:`network_samples`) is scored against it per image:
+    ``r2 = 1 - ||x - y||^2 / (D Var(y))`` (``y`` the referee's sample, unbiased variance) in ``final_r2``
+    and Pearson r in ``pearson`` (not-a-number where an image is constant).
+
+    Returns a :class:`PaperProtocol` with ``final_r2``, ``pearson`` and ``samples`` (``"reference"`` = the
+    referee's) for every model, including ``"unet"`` (the UNet referee's own stored samples); the per-step
+    curves are empty (they need the models' trajectories). With the UNet as ``referee`` the ``final_r2``
+    equal ``load_paper_results(dataset)``'s."""
+    stored = load_paper_samples(dataset, root)
+    if not stored:
+        raise FileNotFoundError(f"{_result_file('paper_samples', dataset, '.npz', root)} not found: run "
+                                f"`python benchmarks/paper_protocol.py {dataset}` first")
+    stored = {("unet" if k == "reference" else k): v for k, v in stored.items()}
+    for name, (sd, x) in (extra or {}).items():
+        if name in stored:
+            raise ValueError(f"extra sample set {name!r} has the name of a stored one; rename it")
+        if x.ndim != 4 or x.shape[0] != len(sd):
+            raise ValueError(f"extra[{name!r}] must be (seeds [S], samples [S, C, H, W]), got {len(sd)} seeds "
+                             f"and shape {tuple(x.shape)}")
+        stored[name] = ([int(s) for s in sd], x.float().cpu())
+    num_steps = json.loads(_result_file("paper_protocol", dataset, root=root).read_text())["config"]["num_steps"]
+    seeds = sorted(set().union(*(sd for sd, _ in stored.values())))
+    shape = tuple(next(iter(stored.values()))[1].shape[1:])
+    ref = network_samples(referee, seeds, shape, schedule, num_steps, batch_size, progress)
     row = {s: i for i, s in enumerate(seeds)}
-    final, seed_of, samples = {}, {}, {"reference": ref}
+    final, pearson, seed_of, samples = {}, {}, {}, {"reference": ref}
     for name, (sd, x) in stored.items():
-        key = "unet" if name == "reference" else name
-        final[key] = r2_per_image(x, ref[[row[s] for s in sd]], unbiased=True).numpy()
-        seed_of[key], samples[key] = list(sd), x
+        y = ref[[row[s] for s in sd]]
+        final[name] = r2_per_image(x, y, unbiased=True).numpy()
+        pearson[name] = pearson_per_image(x, y, constant="undefined").numpy()
+        seed_of[name], samples[name] = list(sd), x
     return PaperProtocol(timesteps=[], seeds=seed_of, final_r2=final, x0_r2={}, reference_on_model_r2={},
-                         samples=samples, seconds={})
+                         samples=samples, seconds={}, pearson=pearson)
 
 
 def paper_pearson(dataset: str, root=None) -> dict[str, tuple[list[int], np.ndarray]]:

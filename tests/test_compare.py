@@ -169,12 +169,12 @@ def test_one_name_per_protocol(wiener, x0):
         compare_models({"w": wiener}, wiener, schedule=SCHEDULE, protocol="trajectory", images=noise)  # no alias
 
 
-def test_second_referee_scores_stored_samples(wiener, tmp_path):
+def test_referee_scores_stored_samples(wiener, tmp_path):
     """Samples stored by the protocol, scored again: the first referee reproduces the protocol's r2, a second
     referee gives the paper's formula against its own samples, and its own samples score exactly 1."""
     import json
 
-    from locality_lib.compare import load_paper_samples, save_paper_samples, second_referee
+    from locality_lib.compare import load_paper_samples, save_paper_samples, referee_scores
 
     shrunk = lambda x, t: 0.5 * wiener(x, t)  # noqa: E731
     res = paper_protocol({"shrunk": shrunk, "self": wiener}, wiener, SCHEDULE, (1, 6, 6), seeds=6, num_steps=5)
@@ -185,19 +185,29 @@ def test_second_referee_scores_stored_samples(wiener, tmp_path):
     for m in ("shrunk", "reference"):  # both names of each write, one sample per seed
         seeds, x = load_paper_samples("toy", root=tmp_path)[m]
         assert sorted(seeds) == list(range(6)) and torch.equal(x[np.argsort(seeds)], res.samples[m])
-    same = second_referee("toy", wiener, SCHEDULE, batch_size=4, root=tmp_path)
+    same = referee_scores("toy", wiener, SCHEDULE, batch_size=4, root=tmp_path)
     got = dict(zip(same.seeds["shrunk"], same.final_r2["shrunk"]))
     np.testing.assert_allclose([got[s] for s in range(6)], res.final_r2["shrunk"], rtol=1e-6)
     np.testing.assert_array_equal(same.final_r2["unet"], np.ones(6))  # the first referee's samples: "unet"
     other = lambda x, t: 0.8 * wiener(x, t)  # noqa: E731
-    new = second_referee("toy", other, SCHEDULE, root=tmp_path)
+    new = referee_scores("toy", other, SCHEDULE, root=tmp_path)
     ref = ddim_sample(other, paper_noise(range(6), (1, 6, 6)), SCHEDULE, 5).images
     want = r2_per_image(res.samples["reference"], ref, unbiased=True).numpy()
     got = dict(zip(new.seeds["unet"], new.final_r2["unet"]))  # stored in the order the writes left
     np.testing.assert_allclose([got[s] for s in range(6)], want, rtol=1e-6)
     assert (new.final_r2["unet"] < 1).all() and new.summary("shrunk")["n"] == 6
+    # extra samples are scored beside the stored ones, by the same formulas
+    half = res.samples["reference"][:3] * 0.9
+    ext = referee_scores("toy", other, SCHEDULE, root=tmp_path, extra={"net": ([2, 0, 1], half)})
+    for k, s in enumerate([2, 0, 1]):
+        y, x = ref[s].flatten().double(), half[k].flatten().double()
+        assert ext.final_r2["net"][k] == pytest.approx(1 - ((x - y) ** 2).sum().item() / (y.numel() * y.var().item()),
+                                                       rel=1e-5)
+        assert ext.pearson["net"][k] == pytest.approx(np.corrcoef(x.numpy(), y.numpy())[0, 1], rel=1e-5)
+    with pytest.raises(ValueError, match="name of a stored one"):
+        referee_scores("toy", other, SCHEDULE, root=tmp_path, extra={"unet": ([0], half[:1])})
     with pytest.raises(FileNotFoundError, match="paper_protocol.py"):
-        second_referee("other", wiener, SCHEDULE, root=tmp_path)
+        referee_scores("other", wiener, SCHEDULE, root=tmp_path)
     with pytest.raises(ValueError, match="len"):
         save_paper_samples("toy", [0, 1], {"shrunk": res.samples["shrunk"]}, root=tmp_path)
 
