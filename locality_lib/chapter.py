@@ -27,6 +27,7 @@ MODEL_COLORS = {
     "patch": "#e377c2",
     "data": "#7f7f7f",
     "dit": "#ff7f0e",
+    "cnn": "#17becf",
 }
 
 

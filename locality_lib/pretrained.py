@@ -27,10 +27,18 @@ PRETRAINED = {
     "unet/mnist": "UNet (1.06 M parameters) trained on MNIST, 100 epochs on a GPU",
     "unet/fashion_mnist": "UNet (1.06 M parameters) trained on Fashion-MNIST, 100 epochs on a GPU",
     "dit/mnist": "DiT (patch 4, 1.26 M parameters) trained on MNIST on a CPU",
+    "cnn/mnist": "attention-free CNN (zero-padded convolutions and skips, no global mixing; 1.05 M parameters) "
+                 "trained on MNIST on a CPU",
     "unet/mnist-w": "UNet on MNIST with a planted W (plant_pattern), fine-tuned from unet/mnist",
     "dit/mnist-w": "DiT on MNIST with a planted W (plant_pattern), fine-tuned from an earlier stage of dit/mnist",
     "unet/mnist-shuffled": "UNet trained from scratch on MNIST with its pixels shuffled (shuffle_pixels)",
     "dit/mnist-shuffled": "DiT trained from scratch on MNIST with its pixels shuffled (shuffle_pixels)",
+    "unet/mnist-plain": "UNet on plain MNIST with exactly unet/mnist-shuffled's recipe, seed and steps (its twin)",
+    "dit/mnist-plain": "DiT on plain MNIST with exactly dit/mnist-shuffled's recipe, seed and steps (its twin)",
+    "unet/mnist-shuffled-4x": "unet/mnist-shuffled trained on for 3x its steps (4x in all), as unet/mnist-plain-4x",
+    "dit/mnist-shuffled-4x": "dit/mnist-shuffled trained on for 3x its steps (4x in all), as dit/mnist-plain-4x",
+    "unet/mnist-plain-4x": "unet/mnist-plain trained on for 3x its steps (4x in all), as unet/mnist-shuffled-4x",
+    "dit/mnist-plain-4x": "dit/mnist-plain trained on for 3x its steps (4x in all), as dit/mnist-shuffled-4x",
 }
 _FILES = {"unet/mnist": "mnist.pt", "unet/fashion_mnist": "fashion_mnist.pt"}  # the first two keep their names
 
