@@ -265,3 +265,14 @@ def test_two_way_bootstrap_equals_a_loop_and_covers_both_factors():
         summarize_two_way(v[0])
     with pytest.raises(ValueError, match="non-finite"):
         summarize_two_way(np.full((3, 3), np.inf))
+
+
+def test_network_samples_equal_one_seed_at_a_time(wiener):
+    """network_samples in batches equals sampling each seed alone from its own paper_noise."""
+    from locality_lib.compare import network_samples
+
+    seeds = [5, 0, 3]
+    got = network_samples(wiener, seeds, (1, 6, 6), SCHEDULE, num_steps=4, batch_size=2)
+    for k, s in enumerate(seeds):
+        one = ddim_sample(wiener, paper_noise([s], (1, 6, 6)), SCHEDULE, 4).images[0]
+        torch.testing.assert_close(got[k], one.float(), rtol=1e-5, atol=1e-6)
