@@ -168,6 +168,23 @@ def test_chapter_holds_the_address_only_in_its_install_cell(path):
     assert holding == [first_code], f"{path.name}: cells {holding} name the repository; only the install cell may"
 
 
+CODE_LINE_MAX = 86  # a code box holds 87 monospace characters at a 1440-px window (tools/check_site.py)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_chapter_code_lines_fit_the_code_box(path):
+    """Every line of a code cell the reader sees (not tagged ``remove-cell``/``remove-input``; a
+    ``hide-input`` cell opens to full width) holds at most 86 characters, so the built page shows it
+    without a horizontal scroll bar. Printed lines are the check-site test's job."""
+    nb = nbformat.read(path, as_version=4)
+    long = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or {"remove-cell", "remove-input"} & set(cell.metadata.get("tags", [])):
+            continue
+        long += [f"cell {i}, {len(ln)} chars: {ln[:60]!r}" for ln in cell.source.splitlines() if len(ln) > CODE_LINE_MAX]
+    assert not long, f"{path.name}: code lines over {CODE_LINE_MAX} characters:\n" + "\n".join(long)
+
+
 def test_repository_url_has_one_value():
     assert locality_lib.REPOSITORY_URL == CONFIG["repository"]["url"]
     seturl.parse_github_url(locality_lib.REPOSITORY_URL)
