@@ -30,8 +30,9 @@ from .sampling import ddim_sample
 from .schedule import DDPMSchedule
 
 __all__ = ["compare_models", "Comparison", "METRICS", "markdown_table", "paper_protocol", "PaperProtocol",
-           "paper_noise", "bootstrap_interval", "summarize", "summarize_two_way", "load_paper_results", "load_els_scan",
-           "load_paper_samples", "save_paper_samples", "network_samples", "referee_scores", "load_els_calibration", "paper_pearson"]
+           "paper_noise", "bootstrap_interval", "summarize", "summarize_two_way", "load_paper_results",
+           "load_els_scan", "load_paper_samples", "save_paper_samples", "network_samples", "referee_scores",
+           "load_els_calibration", "paper_pearson"]
 
 #: The agreement metrics, and whether a larger value means closer to the reference.
 METRICS = {"r2": (r2, True), "pearson_r": (pearson_r, True), "mse": (mse, False)}
