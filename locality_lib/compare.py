@@ -65,14 +65,16 @@ class Comparison:
         idx = vals.argmax(0) if METRICS[metric][1] else vals.argmin(0)
         return [names[i] for i in idx]
 
-    def table(self, metric: str = "r2", digits: int = 3) -> str:
-        """A Markdown table: one row per model, one column per timestep, the winner of each column in bold."""
+    def table(self, metric: str = "r2", digits: int = 3, labels: dict | None = None) -> str:
+        """A Markdown table: one row per model, one column per timestep, the winner of each column in bold.
+        ``labels``: ``{model: name shown}`` for the rows (models not in it keep their key)."""
         check_choice(metric, "metric", tuple(METRICS))
         winners = self.best(metric)
+        labels = labels or {}
         rows = []
         for name, vals in self.metrics[metric].items():
             cells = [f"{v:.{digits}g}" if metric == "mse" else f"{v:.{digits}f}" for v in vals]
-            rows.append([name] + [f"**{c}**" if w == name else c for c, w in zip(cells, winners)])
+            rows.append([labels.get(name, name)] + [f"**{c}**" if w == name else c for c, w in zip(cells, winners)])
         return markdown_table(["model"] + [f"t = {t}" for t in self.timesteps], rows)
 
 
@@ -436,7 +438,9 @@ def network_samples(den, seeds, shape, schedule: DDPMSchedule | None = None, num
 def referee_scores(dataset: str, referee, schedule: DDPMSchedule | None = None, batch_size: int = 64,
                    progress: bool = False, root=None, extra: dict | None = None) -> PaperProtocol:
     """The paper's headline measure with any referee: ``referee`` (a denoiser, e.g. the DiT) samples from
-    the same initial noise ``paper_noise(seeds)`` with the protocol's 10-step DDIM, and every model's
+    the same initial noise ``paper_noise(seeds)`` with the protocol's 10-step DDIM (or ``referee`` is
+    ``(seeds, samples [S, C, H, W])``, those samples already drawn by :func:`network_samples` for every
+    seed of the stored sets), and every model's
     stored final sample (:func:`load_paper_samples`, plus ``extra = {name: (seeds, samples [S, C, H, W])}``,
     e.g. other networks' samples from :func:`network_samples`) is scored against it per image:
     ``r2 = 1 - ||x - y||^2 / (D Var(y))`` (``y`` the referee's sample, unbiased variance) in ``final_r2``
@@ -461,8 +465,19 @@ def referee_scores(dataset: str, referee, schedule: DDPMSchedule | None = None, 
     num_steps = json.loads(_result_file("paper_protocol", dataset, root=root).read_text())["config"]["num_steps"]
     seeds = sorted(set().union(*(sd for sd, _ in stored.values())))
     shape = tuple(next(iter(stored.values()))[1].shape[1:])
-    ref = network_samples(referee, seeds, shape, schedule, num_steps, batch_size, progress)
-    row = {s: i for i, s in enumerate(seeds)}
+    if isinstance(referee, tuple):
+        ref_seeds, ref = [int(s) for s in referee[0]], referee[1].float().cpu()
+        if ref.ndim != 4 or ref.shape[0] != len(ref_seeds) or tuple(ref.shape[1:]) != shape:
+            raise ValueError(f"referee must be (seeds [S], samples [S, {', '.join(map(str, shape))}]), got "
+                             f"{len(ref_seeds)} seeds and shape {tuple(ref.shape)}")
+        missing = sorted(set(seeds) - set(ref_seeds))
+        if missing:
+            raise ValueError(f"the referee's samples lack {len(missing)} seeds of the stored sets (first: "
+                             f"{missing[:5]}); draw them with network_samples(den, seeds, ...)")
+    else:
+        ref_seeds = seeds
+        ref = network_samples(referee, seeds, shape, schedule, num_steps, batch_size, progress)
+    row = {s: i for i, s in enumerate(ref_seeds)}
     final, pearson, seed_of, samples = {}, {}, {}, {"reference": ref}
     for name, (sd, x) in stored.items():
         y = ref[[row[s] for s in sd]]

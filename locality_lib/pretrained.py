@@ -65,6 +65,8 @@ class _OnGrid(Denoiser):
     def __init__(self, den, seed: int):
         self.den, self.seed = den, seed
         self.shape, self.schedule = den.shape, den.schedule
+        name = (getattr(den, "meta", None) or {}).get("name") or type(den).__name__
+        self.meta = {"name": f"{name} on the grid"}  # a label for progress bars, not the inner's metadata
 
     def __repr__(self) -> str:
         return f"on_grid({self.den!r})"

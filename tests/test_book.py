@@ -5,6 +5,7 @@ in fast mode (every notebook executed: a failing cell or any Sphinx warning fail
 """
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import os
@@ -183,6 +184,33 @@ def test_chapter_code_lines_fit_the_code_box(path):
             continue
         long += [f"cell {i}, {len(ln)} chars: {ln[:60]!r}" for ln in cell.source.splitlines() if len(ln) > CODE_LINE_MAX]
     assert not long, f"{path.name}: code lines over {CODE_LINE_MAX} characters:\n" + "\n".join(long)
+
+
+def _echoes_glue(source: str) -> bool:
+    """Whether a cell's last statement is a bare ``glue(...)`` or ``claim(...)`` call without ``;`` (Jupyter
+    then prints its return value, a raw number or ``True`` under the table or figure the cell shows)."""
+    tree = ast.parse("\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!"))))
+    last = tree.body[-1] if tree.body else None
+    if not (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)):
+        return False
+    func = last.value.func
+    return getattr(func, "id", getattr(func, "attr", None)) in ("glue", "claim") and not source.rstrip().endswith(";")
+
+
+def test_echoes_glue_reads_the_last_statement():
+    assert _echoes_glue('x = 1\nglue("a", x)') and _echoes_glue("claim(True, 's')") and _echoes_glue("glue(\n  'a', 2\n)\n")
+    assert not _echoes_glue('glue("a", 1);') and not _echoes_glue('glue("a", 1)\nx = 2') and not _echoes_glue("")
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=CHAPTER_IDS)
+def test_chapter_cells_do_not_echo_glued_values(path):
+    """A shown code cell that ends in ``glue(...)`` or ``claim(...)`` ends it with ``;``: the value belongs
+    in the sentence, not printed raw under the cell."""
+    nb = nbformat.read(path, as_version=4)
+    shown = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and not {"remove-cell", "remove-output"} & set(c.metadata.get("tags", []))]
+    echo = [i for i, c in shown if _echoes_glue(c.source)]
+    assert not echo, f"{path.name}: cells {echo} end in glue(...) or claim(...) without ';'"
 
 
 def test_repository_url_has_one_value():

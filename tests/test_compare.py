@@ -45,6 +45,10 @@ def test_closed_forms(wiener, x0, protocol):
     np.testing.assert_allclose(cmp.metrics["mse"]["doubled"], var, rtol=1e-5)
     assert cmp.best("r2") == ["self"] * T and cmp.best("mse") == ["self"] * T
     assert set(cmp.seconds) == {"self", "doubled"} and cmp.predictions["self"].shape == (T, *images.shape)
+    # the table: winners in bold, rows renamed by labels, the order kept
+    lines = cmp.table("r2", labels={"self": "Wiener (itself)"}).splitlines()
+    assert lines[2].startswith("| Wiener (itself) | **1.000** |") and lines[3].startswith("| doubled | ")
+    assert "**" not in lines[3] and len(lines) == 4
 
 
 def test_forward_inputs_share_one_noise(wiener, x0):
@@ -204,6 +208,15 @@ def test_referee_scores_stored_samples(wiener, tmp_path):
         assert ext.final_r2["net"][k] == pytest.approx(1 - ((x - y) ** 2).sum().item() / (y.numel() * y.var().item()),
                                                        rel=1e-5)
         assert ext.pearson["net"][k] == pytest.approx(np.corrcoef(x.numpy(), y.numpy())[0, 1], rel=1e-5)
+    # the referee's samples given instead of the referee, in another seed order: the same scores
+    order = [5, 3, 1, 0, 2, 4, 7]
+    given = referee_scores("toy", (order, torch.cat([ref, ref[:2]])[order]), SCHEDULE, root=tmp_path)
+    for m in ("unet", "shrunk"):
+        np.testing.assert_allclose(given.final_r2[m], new.final_r2[m], rtol=1e-6)
+    with pytest.raises(ValueError, match="lack 1 seeds"):
+        referee_scores("toy", ([0, 1, 2, 3, 4], ref[:5]), SCHEDULE, root=tmp_path)
+    with pytest.raises(ValueError, match="samples"):
+        referee_scores("toy", (list(range(6)), ref[:, 0]), SCHEDULE, root=tmp_path)
     with pytest.raises(ValueError, match="name of a stored one"):
         referee_scores("toy", other, SCHEDULE, root=tmp_path, extra={"unet": ([0], half[:1])})
     with pytest.raises(FileNotFoundError, match="paper_protocol.py"):
