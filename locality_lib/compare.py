@@ -429,7 +429,8 @@ def network_samples(den, seeds, shape, schedule: DDPMSchedule | None = None, num
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc=f"samples of {den!r}"[:60], leave=False)
+        label = (getattr(den, "meta", None) or {}).get("name") or type(den).__name__
+        chunks = tqdm(chunks, desc=f"samples of {label}", leave=False)
     with torch.no_grad():
         return torch.cat([ddim_sample(den, x_T[i : i + batch_size], schedule, num_steps).images.float().cpu()
                           for i in chunks])

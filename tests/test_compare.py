@@ -289,3 +289,25 @@ def test_network_samples_equal_one_seed_at_a_time(wiener):
     for k, s in enumerate(seeds):
         one = ddim_sample(wiener, paper_noise([s], (1, 6, 6)), SCHEDULE, 4).images[0]
         torch.testing.assert_close(got[k], one.float(), rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_referee_scores_agree_with_the_protocol():
+    """``benchmarks/referee_scores.py``'s file: the UNet's verdicts equal the protocol's own r2 (the same samples,
+    the same formula), every network judges every other one, and no referee judges itself."""
+    import json
+
+    from locality_lib.compare import RESULTS_DIR, load_paper_results
+
+    d = json.loads((RESULTS_DIR / "referees_mnist.json").read_text())
+    res, info = load_paper_results("mnist")
+    assert d["seeds"] == sorted(d["seeds"]) and set(d["seeds"]) == set(range(info["config"]["seeds"]))
+    for m, seeds in res.seeds.items():
+        got = dict(zip(d["seeds"], d["final_r2"]["UNet"][m]))
+        np.testing.assert_allclose([got[s] for s in seeds], res.final_r2[m], rtol=1e-5, atol=1e-6)
+    nets = set(d["referees"])
+    assert nets == {"UNet", "DiT", "CNN"}
+    for k in nets:
+        assert k not in d["final_r2"][k] and nets - {k} <= set(d["final_r2"][k])
+        assert set(d["pearson"][k]) == set(d["final_r2"][k])
+        for m, r in d["pearson"][k].items():
+            assert len(r) == len(d["seeds"]) and all(v is None or -1 - 1e-9 <= v <= 1 + 1e-9 for v in r)
