@@ -182,7 +182,8 @@ def test_site_check_finds_a_missing_static_fallback(tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("def draw(fig, t):\n    fig.subplots()"),
                 nbformat.v4.new_code_cell("interactive(draw, [{'t': 1}], t=(0, 9, 1))"),
-                nbformat.v4.new_code_cell("interactive(draw, [{'t': 2}], t=(0, 9, 1))")]
+                nbformat.v4.new_code_cell("interactive(draw, [{'t': 2}], t=(0, 9, 1))"),
+                nbformat.v4.new_code_cell("x = 1  # interactive() would redraw it: a comment, not a call")]
     nbformat.write(nb, notebook)
     monkeypatch.setenv(plotting.BOOK_BUILD_ENV, "1")
     animation = interactive(lambda fig, t: fig.subplots(), [{"t": 1}], t=(0, 9, 1)).data
