@@ -26,6 +26,10 @@ and exits non-zero when any page fails. Checks, per page:
   ``#fragment`` an existing id on the target page;
 - every ``interactive(...)`` (and ``explore(...)``) call of a chapter's notebook left its static
   ``to_jshtml`` animation on the page (the book build sets ``LOCALITY_BOOK_BUILD=1``).
+- references read as sentences: in the page's paragraphs and list items no reference word is doubled
+  ("the exercise Exercise 8.4", "Chapter Chapter 3"), no equation number sits in doubled parentheses
+  ("((3.2))"), and no paragraph links a numbered chapter by repeating its title ("the network of Diffusion
+  in one notebook"; write "Chapter 1").
 
 A full-page screenshot of every page is saved under ``--screenshots`` (``_build/screenshots``).
 ``--self-test`` (used by ``make check-site``) first runs the checks on a synthetic page holding one
@@ -151,6 +155,45 @@ def broken_links(site: Path, page: Path) -> list[str]:
             bad.append(f"broken link {href}")
         elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in _parse(target).ids:
             bad.append(f"missing anchor {href}")
+    return bad
+
+
+DOUBLED_REFERENCE = re.compile(r"\b(exercise|chapter|section|figure|fig\.|equation|table)\s+\1(?=\W)|\(\(\d",
+                               re.IGNORECASE)
+_TAGS = re.compile(r"<[^>]+>")
+_MATH = re.compile(r"\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+
+
+def _text(fragment: str) -> str:
+    """The visible text of an HTML fragment, maths replaced by ``M``, whitespace collapsed."""
+    return re.sub(r"\s+", " ", _MATH.sub("M", html.unescape(_TAGS.sub("", fragment))))
+
+
+@functools.lru_cache(maxsize=None)
+def _title(path: Path) -> str | None:
+    """A numbered page's ``<h1>`` text without its number ("3. The best linear ..." -> "The best linear
+    ..."); None for a page without a numbered title (an appendix is called by its name)."""
+    m = re.search(r"<h1[^>]*>(.*?)(?:<a class=\"headerlink\"|</h1>)", path.read_text(errors="replace"), re.DOTALL)
+    numbered = re.match(r"^\s*\d[\d.]*\s+(.*)$", _text(m.group(1))) if m else None
+    return numbered.group(1).strip() if numbered else None
+
+
+def broken_sentences(site: Path, page: Path) -> list[str]:
+    """Paragraphs and list items of ``page`` whose references do not read as sentences: a doubled reference
+    word or doubled parentheses around an equation number (:data:`DOUBLED_REFERENCE`), and, in a paragraph,
+    a link to another page of the site whose text is that page's title."""
+    text = page.read_text(errors="replace")
+    bad = []
+    for tag, block in re.findall(r"<(p|li)\b[^>]*>(.*?)</\1>", text, re.DOTALL):
+        plain = _text(block)
+        for m in DOUBLED_REFERENCE.finditer(plain):
+            bad.append(f"doubled reference word: ...{plain[max(0, m.start() - 40):m.end() + 20]}...")
+        if tag != "p":
+            continue
+        for href, label in re.findall(r"<a [^>]*href=\"([^\"#]+\.html)[^\"]*\"[^>]*>(.*?)</a>", block, re.DOTALL):
+            target = (page.parent / unquote(href)).resolve()
+            if target.is_file() and target != page.resolve() and _title(target) == _text(label).strip():
+                bad.append(f"chapter title inside a sentence: {_text(label).strip()!r} (use a numbered reference)")
     return bad
 
 
@@ -363,7 +406,7 @@ def check_site(site: Path, config: dict, screenshots: Path, source: Path = ROOT,
             for path in pages:
                 rel = path.relative_to(site).as_posix()
                 t0 = time.time()
-                bad = broken_links(site, path)
+                bad = broken_links(site, path) + broken_sentences(site, path)
                 if _parse(path).refresh is None:  # (of a redirect page, only the links are checked)
                     notebook = Path(rel).with_suffix(".ipynb").as_posix()
                     expected = colab_url(config, notebook) if (source / notebook).is_file() else None
@@ -396,10 +439,16 @@ BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
 <div class="cell_output"><div class="highlight"><pre>WIDE {wide}</pre></div></div>
 <details class="hide above-input"><summary>Show code</summary><div class="highlight"><pre>HIDDEN {wide}</pre></div></details>
 <div class="cell_output" style="display:none"><pre>HIDDEN {wide}</pre></div>
+<p>As the exercise Exercise 8.4 shows, by ((3.2)), the network of <a class="reference internal" href="fits.html">A title
+for the page</a> does.</p>
 <script>console.error("self-test"); undefinedFunction();</script>
 </body></html>""".replace("{wide}", "0123456789 " * 40)
 #: A page that must pass: blocks that fit, and wide blocks only where a reader cannot see them.
 GOOD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="width: 800px">
+<h1>1. A title for the page<a class="headerlink" href="#">#</a></h1>
+<p>As Exercise 8.4 shows, by (3.2) (see <a class="reference internal" href="chapter.html">Chapter 2</a>), a table
+or two, and <a class="reference internal" href="fits.html">A title for the page</a> on itself.</p>
+<ul><li><a class="reference internal" href="chapter.html">Chapter title in a list: a map</a></li></ul>
 <div class="cell_input"><div class="highlight"><pre>x = 1  # fits</pre></div></div>
 <div class="cell_output"><div class="output"><pre style="white-space: pre-wrap">{wide}</pre></div>
 <table><tr><td>a</td><td>0.5</td></tr></table></div>
@@ -411,7 +460,9 @@ EXPECTED_REASONS = [
     "HTTP 404", "raw TeX in text", "image not loaded: missing.png", "NaN in output", "warning in output",
     "stderr output", "traceback in output: ValueError: boom", "no Colab link to", "wrong Colab link",
     "empty widget area", "static fallback missing", "console error: self-test", "script error", "external request https://cdn.example.org",
-    "block wider than its box",
+    "block wider than its box", "doubled reference word: ...As the exercise Exercise",
+    "doubled reference word: ...As the exercise Exercise 8.4 shows, by ((3",
+    "chapter title inside a sentence: 'A title for the page'",
 ]
 
 
