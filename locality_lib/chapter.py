@@ -12,7 +12,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["setup", "fast_mode", "MODEL_COLORS", "pick", "glue", "claim", "ClaimError"]
+__all__ = ["setup", "fast_mode", "MODEL_COLORS", "pick", "glue", "sci", "claim", "ClaimError"]
 
 #: The same colour for the same model in every figure of the book.
 MODEL_COLORS = {
@@ -72,6 +72,19 @@ def glue(name: str, value, display: bool = False):
         return value
     _glue(name, value, display=display)
     return value
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def sci(value, digits: int = 1) -> str:
+    """``value`` as the prose writes a small or large number, e.g. ``sci(0.00024) == "2.4 × 10⁻⁴"``: a string to
+    glue (``glue("name", sci(x))``, then ``{glue:text}`name` ``), where ``:.1e`` would print ``2.4e-04``."""
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"sci needs a finite number, got {value}")
+    mantissa, exponent = f"{value:.{digits}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
 
 
 class ClaimError(AssertionError):

@@ -37,3 +37,12 @@ def test_glue_returns_the_value_and_prints_it_without_myst_nb(monkeypatch, capsy
     monkeypatch.setattr(builtins, "__import__", no_myst)
     assert chapter.glue("ch0_answer", 42) == 42
     assert capsys.readouterr().out.strip() == "ch0_answer = 42"
+
+
+def test_sci_writes_powers_of_ten():
+    from locality_lib.chapter import sci
+
+    assert sci(0.00024) == "2.4 × 10⁻⁴" and sci(2.4e-3) == "2.4 × 10⁻³" and sci(31_415, 2) == "3.14 × 10⁴"
+    assert sci(-5e-10, 0) == "-5 × 10⁻¹⁰" and sci(1.0) == "1.0 × 10⁰"
+    with pytest.raises(ValueError, match="finite"):
+        sci(float("nan"))
