@@ -79,10 +79,13 @@ _SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 def sci(value, digits: int = 1) -> str:
     """``value`` as the prose writes a small or large number, e.g. ``sci(0.00024) == "2.4 × 10⁻⁴"``: a string to
-    glue (``glue("name", sci(x))``, then ``{glue:text}`name` ``), where ``:.1e`` would print ``2.4e-04``."""
+    glue (``glue("name", sci(x))``, then ``{glue:text}`name` ``), where ``:.1e`` would print ``2.4e-04``; zero is
+    ``"0"``."""
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"sci needs a finite number, got {value}")
+    if value == 0:
+        return "0"
     mantissa, exponent = f"{value:.{digits}e}".split("e")
     return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
 

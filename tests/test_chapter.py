@@ -43,6 +43,6 @@ def test_sci_writes_powers_of_ten():
     from locality_lib.chapter import sci
 
     assert sci(0.00024) == "2.4 × 10⁻⁴" and sci(2.4e-3) == "2.4 × 10⁻³" and sci(31_415, 2) == "3.14 × 10⁴"
-    assert sci(-5e-10, 0) == "-5 × 10⁻¹⁰" and sci(1.0) == "1.0 × 10⁰"
+    assert sci(-5e-10, 0) == "-5 × 10⁻¹⁰" and sci(1.0) == "1.0 × 10⁰" and sci(0.0) == sci(-0.0) == "0"
     with pytest.raises(ValueError, match="finite"):
         sci(float("nan"))
