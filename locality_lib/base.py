@@ -11,12 +11,18 @@ import torch
 from ._checks import check_images, check_timestep
 from .schedule import DDPMSchedule
 
-__all__ = ["Denoiser", "TrainingSetDenoiser", "exact_dtype"]
+__all__ = ["Denoiser", "TrainingSetDenoiser", "exact_dtype", "denoiser_label"]
 
 
 def exact_dtype(device: torch.device) -> torch.dtype:
     """float64 where the device has it (CPU, CUDA); float32 on MPS."""
     return torch.float32 if torch.device(device).type == "mps" else torch.float64
+
+
+def denoiser_label(den) -> str:
+    """A short name for progress bars: ``den.meta["name"]`` where the denoiser has one (pretrained networks,
+    ``on_grid``), else its class name."""
+    return (getattr(den, "meta", None) or {}).get("name") or type(den).__name__
 
 
 class Denoiser:

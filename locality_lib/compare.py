@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ._checks import check_choice, check_images, check_timestep
+from .base import denoiser_label
 from .metrics import mse, pearson_per_image, pearson_r, r2, r2_per_image
 from .sampling import ddim_sample
 from .schedule import DDPMSchedule
@@ -429,8 +430,7 @@ def network_samples(den, seeds, shape, schedule: DDPMSchedule | None = None, num
     if progress:
         from tqdm.auto import tqdm
 
-        label = (getattr(den, "meta", None) or {}).get("name") or type(den).__name__
-        chunks = tqdm(chunks, desc=f"samples of {label}", leave=False)
+        chunks = tqdm(chunks, desc=f"samples of {denoiser_label(den)}", leave=False)
     with torch.no_grad():
         return torch.cat([ddim_sample(den, x_T[i : i + batch_size], schedule, num_steps).images.float().cpu()
                           for i in chunks])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 
-from .base import Denoiser
+from .base import Denoiser, denoiser_label
 from .data import shuffle_pixels, unshuffle_pixels
 from .epsilon import CHECKPOINT_DIR, EpsilonDenoiser, UNetDenoiser
 
@@ -65,8 +65,7 @@ class _OnGrid(Denoiser):
     def __init__(self, den, seed: int):
         self.den, self.seed = den, seed
         self.shape, self.schedule = den.shape, den.schedule
-        name = (getattr(den, "meta", None) or {}).get("name") or type(den).__name__
-        self.meta = {"name": f"{name} on the grid"}  # a label for progress bars, not the inner's metadata
+        self.meta = {"name": f"{denoiser_label(den)} on the grid"}  # a label for progress bars, not the inner's metadata
 
     def __repr__(self) -> str:
         return f"on_grid({self.den!r})"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from ._checks import check_images, check_timestep
+from .base import denoiser_label
 
 __all__ = ["sensitivity_field", "wiener_sensitivity_field", "pixel_indices", "field_width", "mask_share",
            "field_agreement"]
@@ -173,8 +174,7 @@ def field_agreement(denoiser, wiener, x0: torch.Tensor, timesteps, pixels, mask:
     keys = ("cosine_all", "width_all", "wiener_width", "pixel_cosine_all", "wiener_pixel_cosine", "mask_share",
             "wiener_mask_share")
     out = {k: [] for k in keys}
-    label = (getattr(denoiser, "meta", None) or {}).get("name") or type(denoiser).__name__
-    for t in tqdm(ts, desc=f"fields of {label}", disable=not progress):
+    for t in tqdm(ts, desc=f"fields of {denoiser_label(denoiser)}", disable=not progress):
         x_t = wiener.schedule.add_noise(x0, t, eps)
         j = sensitivity_field(denoiser, x_t, t, pixels).flatten(2).double()  # [B, P, D]
         f = wiener_sensitivity_field(wiener, t, pixels).flatten(1)  # [P, D]

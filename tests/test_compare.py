@@ -311,3 +311,18 @@ def test_shipped_referee_scores_agree_with_the_protocol():
         assert set(d["pearson"][k]) == set(d["final_r2"][k])
         for m, r in d["pearson"][k].items():
             assert len(r) == len(d["seeds"]) and all(v is None or -1 - 1e-9 <= v <= 1 + 1e-9 for v in r)
+
+
+def test_progress_bars_name_the_network():
+    """``denoiser_label``: a network's checkpoint name, ``on_grid``'s "<name> on the grid", else the class."""
+    import functools
+
+    from locality_lib import on_grid
+    from locality_lib.base import denoiser_label
+    from locality_lib.data import shuffle_pixels
+
+    den = WienerDenoiser(load_dataset("gaussian_field", size=6, num=50), SCHEDULE)
+    assert denoiser_label(den) == "WienerDenoiser"
+    den.meta = {"name": "toy/net"}
+    den.transform = functools.partial(shuffle_pixels, seed=0)
+    assert denoiser_label(den) == "toy/net" and denoiser_label(on_grid(den)) == "toy/net on the grid"

@@ -178,7 +178,7 @@ def _title(path: Path) -> str | None:
     return numbered.group(1).strip() if numbered else None
 
 
-def broken_sentences(site: Path, page: Path) -> list[str]:
+def broken_sentences(page: Path) -> list[str]:
     """Paragraphs and list items of ``page`` whose references do not read as sentences: a doubled reference
     word or doubled parentheses around an equation number (:data:`DOUBLED_REFERENCE`), and, in a paragraph,
     a link to another page of the site whose text is that page's title."""
@@ -406,7 +406,7 @@ def check_site(site: Path, config: dict, screenshots: Path, source: Path = ROOT,
             for path in pages:
                 rel = path.relative_to(site).as_posix()
                 t0 = time.time()
-                bad = broken_links(site, path) + broken_sentences(site, path)
+                bad = broken_links(site, path) + broken_sentences(path)
                 if _parse(path).refresh is None:  # (of a redirect page, only the links are checked)
                     notebook = Path(rel).with_suffix(".ipynb").as_posix()
                     expected = colab_url(config, notebook) if (source / notebook).is_file() else None
